@@ -27,7 +27,7 @@ check-system: ## name any missing system package (py-libp2p's fastecdsa builds f
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing="$$missing python3>=3.11"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
-	ls /usr/include/gmp.h /usr/include/*/gmp.h >/dev/null 2>&1 || missing="$$missing libgmp-dev"; \
+	[ -n "$$(ls /usr/include/gmp.h /usr/include/*/gmp.h 2>/dev/null)" ] || missing="$$missing libgmp-dev"; \
 	command -v npm >/dev/null || missing="$$missing npm(nodejs)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "error: missing system packages:$$missing" >&2; \
