@@ -1,0 +1,138 @@
+"""Continuous batching: decode steps of different sessions that arrive within a short window run as one
+batched forward.
+
+Callers (the daemon's worker threads) block in :meth:`StepBatcher.submit`; one scheduler thread owns the
+model. It takes the oldest waiting request; a multi-token step (prefill, replay) runs alone at once; a
+one-token decode waits up to ``window_s`` for decodes of other sessions, or less when every open session
+is already waiting, then all of them (one per session, in arrival order) run together. Steps that arrive
+while a forward runs are simply in the next batch, so a busy stage is never idle between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class StepRequest:
+    """One session's step, waiting for the scheduler; ``result`` or ``error`` is set before ``done``."""
+
+    session_id: str
+    inputs: torch.Tensor  # (T,) token ids or (T, H) hidden states, validated by the runtime
+    positions_start: int | None
+    arrived: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    @property
+    def is_decode(self) -> bool:
+        return int(self.inputs.shape[0]) == 1
+
+
+class BatcherClosed(RuntimeError):
+    """The runtime was shut down while a step waited."""
+
+
+class StepBatcher:
+    """Groups concurrent decode steps; ``run_batch`` receives requests and must settle every one."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[StepRequest]], None],
+        *,
+        window_s: float,
+        waiting_target: Callable[[], int],
+        max_batch: int = 128,
+    ) -> None:
+        self._run_batch = run_batch
+        self._window_s = window_s
+        self._waiting_target = waiting_target  # how many sessions could be waiting: flush when all are
+        self._max_batch = max_batch
+        self._pending: list[StepRequest] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="stage-batcher", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.batched_steps = 0
+
+    def submit(self, request: StepRequest) -> Any:
+        """Queue ``request`` and block until it ran; returns its result or raises its error."""
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the stage runtime is shut down")
+            self._pending.append(request)
+            self._cond.notify_all()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def _take(self) -> list[StepRequest] | None:
+        """Under the lock: wait for work and pick the next batch (None once closed)."""
+        while not self._pending and not self._closed:
+            self._cond.wait()
+        if self._closed:
+            for r in self._pending:
+                r.error = BatcherClosed("the stage runtime is shut down")
+                r.done.set()
+            self._pending.clear()
+            return None
+        oldest = self._pending[0]
+        if not oldest.is_decode:
+            self._pending.pop(0)
+            return [oldest]
+        deadline = oldest.arrived + self._window_s
+        while not self._closed:
+            waiting = {r.session_id for r in self._pending if r.is_decode}
+            remaining = deadline - time.monotonic()
+            if len(waiting) >= self._waiting_target() or len(waiting) >= self._max_batch or remaining <= 0:
+                break
+            self._cond.wait(remaining)
+        batch: list[StepRequest] = []
+        seen: set[str] = set()
+        for r in self._pending:
+            if r.is_decode and r.session_id not in seen and len(batch) < self._max_batch:
+                batch.append(r)
+                seen.add(r.session_id)
+        taken = {id(r) for r in batch}
+        self._pending = [r for r in self._pending if id(r) not in taken]
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._take()
+            if batch is None:
+                return
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # the scheduler thread must survive any one bad batch
+                logger.exception("stage batch of %d failed", len(batch))
+                for r in batch:
+                    if not r.done.is_set():
+                        r.error = exc
+            finally:
+                for r in batch:
+                    r.done.set()
+            self.batches += 1
+            self.batched_steps += len(batch)
+
+
+__all__ = ["BatcherClosed", "StepBatcher", "StepRequest"]

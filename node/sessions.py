@@ -1,0 +1,203 @@
+"""KV memory of a stage: sessions, their caches, and the byte budget they are admitted against.
+
+A session reserves its worst case, ``max_length`` positions of K and V for every local layer, when it
+opens, so an admitted session can never run out of memory mid-generation; the cache tensor itself grows
+by doubling up to that size, so short sessions cost little real memory::
+
+    table = SessionTable(KVLayout(layers=4, kv_heads=4, head_dim=32, dtype=torch.float32, device="cpu"),
+                         budget_bytes=64 << 20, ttl_s=300.0)
+    table.open("s1", max_length=512, sampling=SamplingParams())   # reserves 4*2*4*32*512*4 = 1 MiB
+    table.open("big", max_length=10**6, sampling=SamplingParams())  # raises CapacityError
+
+:class:`BatchKV` is what the decoder layers see as ``past_key_values`` during one forward of a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from node.errors import CapacityError, RuntimeInputError, SessionNotFound
+from protocol.sampling import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_MIN_CAPACITY = 64
+
+
+@dataclass(frozen=True)
+class KVLayout:
+    """Shape of one stage's KV cache per position."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: torch.dtype
+    device: str
+
+    def bytes_for(self, positions: int) -> int:
+        """Bytes of K and V for ``positions`` positions over every local layer."""
+        item = torch.empty((), dtype=self.dtype).element_size()
+        return self.layers * 2 * self.kv_heads * self.head_dim * positions * item
+
+
+@dataclass
+class Session:
+    """One generation's state on this stage."""
+
+    session_id: str
+    max_length: int
+    sampling: SamplingParams
+    seed: int
+    reserved_bytes: int
+    ttl_s: float
+    last_used: float
+    length: int = 0  # positions held in the cache
+    kv: torch.Tensor | None = None  # (layers, 2, kv_heads, capacity, head_dim); None until the first step
+    # last stage: (position, token) of every token sampled here, and tokens known to be in the context
+    sampled: list[tuple[int, int]] = field(default_factory=list)
+    context_tokens: list[int] = field(default_factory=list)
+    fingerprints: object | None = None  # node.fingerprint.WindowAccumulator, owned by the runtime
+
+    @property
+    def capacity(self) -> int:
+        return 0 if self.kv is None else self.kv.shape[3]
+
+    def ensure_capacity(self, layout: KVLayout, positions: int) -> None:
+        """Grow the cache (doubling, capped at ``max_length``) to hold ``positions`` positions."""
+        if positions <= self.capacity:
+            return
+        new_cap = min(self.max_length, max(positions, 2 * self.capacity, _MIN_CAPACITY))
+        kv = torch.empty(
+            (layout.layers, 2, layout.kv_heads, new_cap, layout.head_dim),
+            dtype=layout.dtype,
+            device=layout.device,
+        )
+        if self.kv is not None and self.length:
+            kv[:, :, :, : self.length] = self.kv[:, :, :, : self.length]
+        self.kv = kv
+
+
+class SessionTable:
+    """Open sessions and the KV byte budget; every method is thread-safe."""
+
+    def __init__(self, layout: KVLayout, budget_bytes: int, ttl_s: float) -> None:
+        self.layout = layout
+        self.budget_bytes = budget_bytes
+        self.ttl_s = ttl_s
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def reserved_bytes(self) -> int:
+        with self._lock:
+            return sum(s.reserved_bytes for s in self._sessions.values())
+
+    def open(
+        self,
+        session_id: str,
+        max_length: int,
+        sampling: SamplingParams,
+        seed: int,
+        ttl_s: float | None = None,
+        now: float | None = None,
+    ) -> Session:
+        if not isinstance(max_length, int) or max_length < 1:
+            raise RuntimeInputError(f"max_length must be a positive int, got {max_length!r}")
+        need = self.layout.bytes_for(max_length)
+        with self._lock:
+            if session_id in self._sessions:
+                raise RuntimeInputError(f"session {session_id!r} is already open")
+            used = sum(s.reserved_bytes for s in self._sessions.values())
+            if used + need > self.budget_bytes:
+                raise CapacityError(need, max(0, self.budget_bytes - used), self.budget_bytes)
+            session = Session(
+                session_id=session_id,
+                max_length=max_length,
+                sampling=sampling,
+                seed=seed,
+                reserved_bytes=need,
+                ttl_s=self.ttl_s if ttl_s is None else ttl_s,
+                last_used=time.monotonic() if now is None else now,
+            )
+            self._sessions[session_id] = session
+        logger.debug("opened session %s: max_length %d, %d bytes reserved", session_id, max_length, need)
+        return session
+
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            try:
+                return self._sessions[session_id]
+            except KeyError:
+                raise SessionNotFound(session_id) from None
+
+    def close(self, session_id: str) -> Session:
+        with self._lock:
+            try:
+                return self._sessions.pop(session_id)
+            except KeyError:
+                raise SessionNotFound(session_id) from None
+
+    def idle(self, now: float) -> list[str]:
+        """Ids of sessions idle longer than their ttl at monotonic time ``now``."""
+        with self._lock:
+            return [sid for sid, s in self._sessions.items() if now - s.last_used > s.ttl_s]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._sessions)
+
+
+class BatchKV:
+    """``past_key_values`` for one forward over ``sessions``, each adding ``new`` positions.
+
+    One session: K/V are written into its cache and the attention reads a view of it (no copy). Several
+    sessions (decode, ``new == 1``): each row's K/V is written into its own cache, and the attention reads
+    a right-padded stack ``(B, kv_heads, max_len, head_dim)``; the mask hides the padding.
+    """
+
+    def __init__(self, sessions: list[Session], new: int) -> None:
+        self.sessions = sessions
+        self.new = new
+        self.past = [s.length for s in sessions]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: object
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # key_states, value_states: (B, kv_heads, new, head_dim)
+        outs_k, outs_v = [], []
+        for b, session in enumerate(self.sessions):
+            kv = session.kv
+            if kv is None:
+                raise RuntimeError(f"session {session.session_id}: cache not allocated before the forward")
+            p = self.past[b]
+            kv[layer_idx, 0, :, p : p + self.new] = key_states[b]
+            kv[layer_idx, 1, :, p : p + self.new] = value_states[b]
+            outs_k.append(kv[layer_idx, 0, :, : p + self.new])  # (kv_heads, p + new, head_dim)
+            outs_v.append(kv[layer_idx, 1, :, : p + self.new])
+        if len(self.sessions) == 1:
+            return outs_k[0][None], outs_v[0][None]
+        return _pad_stack(outs_k), _pad_stack(outs_v)
+
+    def commit(self) -> None:
+        """Advance every session's length once the forward has succeeded."""
+        for session in self.sessions:
+            session.length += self.new
+
+
+def _pad_stack(rows: list[torch.Tensor]) -> torch.Tensor:
+    longest = max(r.shape[1] for r in rows)
+    out = rows[0].new_zeros((len(rows), rows[0].shape[0], longest, rows[0].shape[2]))
+    for b, r in enumerate(rows):
+        out[b, :, : r.shape[1]] = r
+    return out
+
+
+__all__ = ["BatchKV", "KVLayout", "Session", "SessionTable"]
