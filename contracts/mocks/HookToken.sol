@@ -9,10 +9,18 @@ interface ITokenReceiverHook {
 }
 
 /// @title HookToken
-/// @notice TEST ONLY. An ERC20 that calls `onTokenReceived` on a recipient that has code, after every
-/// transfer: the shape of ERC777 hooks, used to prove the contracts are not reentrant through the token.
+/// @notice TEST ONLY. An ERC20 that calls `onTokenReceived` on a recipient that registered for it, after
+/// every transfer: the shape of ERC777 hooks (registered via ERC1820 there), used to prove the contracts
+/// are not reentrant through the token.
 contract HookToken is ERC20 {
+    mapping(address => bool) public hooked;
+
     constructor() ERC20("Hook Token", "HOOK") {}
+
+    /// @notice The caller asks to be called back when it receives tokens.
+    function registerHook() external {
+        hooked[msg.sender] = true;
+    }
 
     /// @notice Open faucet (test only).
     function mint(address to, uint256 amount) external {
@@ -21,7 +29,7 @@ contract HookToken is ERC20 {
 
     function _update(address from, address to, uint256 value) internal override {
         super._update(from, to, value);
-        if (to.code.length != 0 && from != address(0)) {
+        if (hooked[to] && from != address(0)) {
             ITokenReceiverHook(to).onTokenReceived(from, value);
         }
     }

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {ITokenReceiverHook} from "./HookToken.sol";
+import {HookToken, ITokenReceiverHook} from "./HookToken.sol";
 
 /// @title ReentrantAttacker
 /// @notice TEST ONLY. Acts as a client/operator of a Layermarket contract and, when HookToken pays it,
@@ -48,6 +48,11 @@ contract ReentrantAttacker is ITokenReceiverHook {
                 revert(add(ret, 32), mload(ret))
             }
         }
+    }
+
+    /// @notice Registers for HookToken's receive hook.
+    function register(address hookToken) external {
+        HookToken(hookToken).registerHook();
     }
 
     /// @notice Approves `spender` for `amount` of `token`.
