@@ -1,0 +1,179 @@
+"""``market-node``: make keys, serve a stage, show status.
+
+::
+
+    market-node init                                   # keystore + libp2p key in ~/.layermarket/node
+    market-node serve --model models/llama --layers 0:16 --device cuda --port 4001
+    market-node status                                 # a table: sessions, tokens, capacity, earnings
+
+The passphrase comes from ``LAYERMARKET_NODE_PASSPHRASE`` (or ``[node] passphrase``) or a prompt; it is
+never echoed or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.settings import NodeSettings
+from protocol.cli import command_group, echo, run
+from protocol.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+group = command_group(
+    "market-node", "Serve layers of a model to the Layermarket network and get paid per token."
+)
+
+
+def _settings(**overrides: Any) -> NodeSettings:
+    return NodeSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _passphrase(settings: NodeSettings, *, confirm: bool) -> str:
+    if settings.passphrase is not None:
+        return settings.passphrase.get_secret_value()
+    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def parse_layers(text: str) -> tuple[int, int]:
+    """``"A:B"`` -> ``(A, B)``, the half-open layer range ``[A, B)``."""
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise ConfigurationError(f"--layers must look like A:B (e.g. 0:16), got {text!r}") from None
+    if not 0 <= a < b:
+        raise ConfigurationError(f"--layers {text}: need 0 <= A < B")
+    return a, b
+
+
+@group.command("init")
+@click.option("--home", type=click.Path(path_type=Path), help="Key directory (default: settings `home`).")
+@click.option("--scrypt-n", type=int, default=None, help="scrypt cost (power of 2); lower only for devnets.")
+def init(home: Path | None, scrypt_n: int | None) -> None:
+    """Create the operator keystore and the libp2p key, both encrypted with one passphrase."""
+    from node.keys import SCRYPT_N, NodeKeys
+
+    settings = _settings(home=home)
+    keys = NodeKeys.create(settings.home, _passphrase(settings, confirm=True), scrypt_n=scrypt_n or SCRYPT_N)
+    echo(f"operator address: {keys.operator_address}")
+    echo(f"libp2p peer id:   {keys.peer_id}")
+    echo(f"keys written to {settings.home} (encrypted); fund the operator address, then `market-node stake`")
+
+
+@group.command("serve")
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False)
+)
+@click.option("--layers", required=True, help="Half-open layer range A:B this node serves.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N or mps.")
+@click.option("--dtype", default=None, help="float32, bfloat16 or float16.")
+@click.option("--host", "listen_host", default=None, help="Listen address (default 0.0.0.0).")
+@click.option("--port", "listen_port", type=int, default=None, help="Listen TCP port (0: a free one).")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads.")
+@click.option("--price", "price_per_token", type=int, default=None, help="Price per token (token wei).")
+@click.option("--home", type=click.Path(path_type=Path), default=None, help="Key directory.")
+@click.option(
+    "--ready-file", type=click.Path(path_type=Path), default=None, help="Write peer id and addrs here."
+)
+def serve(
+    model_dir: Path,
+    layers: str,
+    ready_file: Path | None,
+    **options: Any,
+) -> None:
+    """Load layers A:B of a model and serve them until SIGINT/SIGTERM (then drain sessions)."""
+    import trio
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from node.daemon.server import serve_node
+    from node.keys import NodeKeys
+    from node.runtime import StageRuntime
+    from protocol.manifest import ModelManifest
+
+    settings = _settings(**options)
+    start, end = parse_layers(layers)
+    keys = NodeKeys.load(settings.home, _passphrase(settings, confirm=False))
+    model_id = ModelManifest.from_dir(model_dir).model_id
+    with Progress(
+        TextColumn("loading layers {task.fields[layers]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tensors"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=None,
+    ) as progress:
+        task = progress.add_task("load", total=None, layers=layers)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        runtime = StageRuntime.load(
+            model_dir,
+            (start, end),
+            device=settings.device,
+            dtype=settings.dtype,
+            kv_budget_bytes=settings.kv_budget_bytes,
+            batch_window_ms=settings.batch_window_ms,
+            threads=settings.threads,
+            progress=on_progress,
+        )
+    logger.info("loaded layers [%d, %d) of %s", start, end, model_dir)
+    trio.run(lambda: serve_node(runtime, settings, keys, model_id=model_id, ready_file=ready_file))
+
+
+@group.command("status")
+@click.option("--home", type=click.Path(path_type=Path), default=None, help="Key directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status document.")
+def status(home: Path | None, as_json: bool) -> None:
+    """Show the node's sessions, tokens served, capacity and earnings (from its status file)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from node.daemon.server import STATUS_FILE
+
+    settings = _settings(home=home)
+    path = settings.home / STATUS_FILE
+    if not path.is_file():
+        raise ConfigurationError(f"no status at {path}: is `market-node serve` running with this --home?")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if as_json:
+        echo(json.dumps(document, indent=2))
+        return
+    table = Table(title="market-node", show_header=False)
+    rows = [
+        ("running", "yes" if document.get("running") else "no (last state)"),
+        ("peer id", document.get("peer_id")),
+        ("operator", document.get("operator")),
+        ("model", document.get("model_id")),
+        ("layers", "{}:{}".format(*document.get("layers", ["?", "?"]))),
+        ("sessions", f"{document.get('sessions')} / {document.get('max_sessions')}"),
+        ("tokens served", document.get("tokens_served")),
+        (
+            "KV used",
+            f"{document.get('kv_bytes_used', 0) / 1e6:.1f} / "
+            f"{document.get('kv_bytes_budget', 0) / 1e6:.1f} MB",
+        ),
+        ("step latency", f"{document.get('step_ms')} ms"),
+        ("earned (receipts)", f"{document.get('earned_wei')} wei"),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def main() -> None:
+    run(group)
+
+
+__all__ = ["group", "main", "parse_layers"]
+
+
+if __name__ == "__main__":
+    main()

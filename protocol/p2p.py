@@ -1,0 +1,135 @@
+"""libp2p plumbing every role shares: the host (TCP + Noise + Yamux) and streams that speak frames.
+
+Only Noise is offered for security (no plaintext, no secio) and only Yamux for multiplexing: py-libp2p's
+Mplex breaks on 1 MiB payloads. QUIC is not enabled (see docs/PROTOCOL.md, "Transports")::
+
+    host = make_host(key_pair)
+    async with host.run(listen_addrs=[listen_multiaddr("127.0.0.1", 0)]):
+        stream = await open_stream(host, peer_id, addrs, timeout_s=5.0)
+        await stream.send(frame_bytes)
+        frame = await stream.receive()
+
+:class:`FrameStream` turns every libp2p stream failure (EOF, reset, dead connection) into
+:class:`protocol.wire.StreamClosed`, serialises writers (a frame is never interleaved with another), and
+bounds what it reads with :class:`protocol.wire.Limits`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from protocol.messages import PROTOCOL_ID
+from protocol.wire import DEFAULT_LIMITS, Frame, Limits, StreamClosed, read_frame
+
+STAGE_PROTOCOL = TProtocol(PROTOCOL_ID)
+
+
+def make_host(key_pair: KeyPair) -> IHost:
+    """A host with ``key_pair`` as its identity, Noise-only and Yamux-only."""
+    noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+    host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: noise}, muxer_preference="YAMUX")
+    return host
+
+
+def listen_multiaddr(ip: str, port: int) -> multiaddr.Multiaddr:
+    return multiaddr.Multiaddr(f"/ip4/{ip}/tcp/{port}")
+
+
+def full_addrs(host: IHost) -> list[str]:
+    """The host's listening multiaddrs, each ending in ``/p2p/<peer id>``."""
+    return [str(a) for a in host.get_addrs()]
+
+
+class FrameStream:
+    """A libp2p stream that reads and writes whole frames; failures become ``StreamClosed``."""
+
+    def __init__(self, stream: INetStream, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.raw = stream
+        self._limits = limits
+        self._write_lock = trio.Lock()
+
+    async def read(self, n: int | None = None) -> bytes:
+        try:
+            return await self.raw.read(n)
+        except (BaseLibp2pError, EOFError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self.raw.write(data)
+        except (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise StreamClosed(f"stream write failed: {type(exc).__name__}") from None
+
+    async def receive(self) -> Frame:
+        """The next frame (``StreamClosed`` at the end, ``FrameError`` for a bad frame)."""
+        return await read_frame(self, self._limits)
+
+    async def send(self, frame_bytes: bytes) -> None:
+        """Write one whole frame; concurrent senders never interleave."""
+        async with self._write_lock:
+            await self.write(frame_bytes)
+
+    async def aclose(self) -> None:
+        """Close our side; never raises (the peer may already be gone)."""
+        # closing a dead stream fails in many libp2p-specific ways; none of them matter here
+        with contextlib.suppress(Exception):
+            await self.raw.close()
+
+
+def peer_info(peer_id: str, addrs: Sequence[str]) -> PeerInfo:
+    """Peer id and multiaddrs (a trailing ``/p2p/<id>`` is allowed) as a libp2p ``PeerInfo``."""
+    pid = ID.from_base58(peer_id)
+    maddrs = []
+    for text in addrs:
+        address = multiaddr.Multiaddr(text)
+        if "/p2p/" in text:
+            address = address.decapsulate(multiaddr.Multiaddr(f"/p2p/{peer_id}"))
+        maddrs.append(address)
+    return PeerInfo(pid, maddrs)
+
+
+async def open_stream(
+    host: IHost, peer_id: str, addrs: Sequence[str], *, timeout_s: float, limits: Limits = DEFAULT_LIMITS
+) -> FrameStream:
+    """Dial ``peer_id`` (reusing a live connection) and open a stage-protocol stream to it.
+
+    Raises ``StreamClosed`` when the peer cannot be reached within ``timeout_s``.
+    """
+    try:
+        info = peer_info(peer_id, addrs)
+    except (ValueError, BaseLibp2pError) as exc:
+        raise StreamClosed(f"bad peer id or address for {peer_id!r}: {exc}") from None
+    try:
+        with trio.fail_after(timeout_s):
+            await host.connect(info)
+            stream = await host.new_stream(info.peer_id, [STAGE_PROTOCOL])
+    except trio.TooSlowError:
+        raise StreamClosed(f"peer {peer_id} did not answer within {timeout_s} s") from None
+    except (BaseLibp2pError, OSError, trio.BrokenResourceError) as exc:
+        raise StreamClosed(f"cannot reach peer {peer_id}: {type(exc).__name__}: {exc}") from None
+    return FrameStream(stream, limits)
+
+
+__all__ = [
+    "STAGE_PROTOCOL",
+    "FrameStream",
+    "full_addrs",
+    "listen_multiaddr",
+    "make_host",
+    "open_stream",
+    "peer_info",
+]
