@@ -21,20 +21,21 @@ DEFAULT_K = 128
 
 
 def commit_window(block: torch.Tensor, start: int, k: int = DEFAULT_K) -> WindowCommitment:
-    """Top-``k`` |entries| of ``block`` ``(N, H)``: ascending flat indices and bf16-rounded values."""
+    """Top-``k`` |entries| of ``block`` ``(N, H)``: ascending flat indices and their float32 values."""
     flat = block.detach().float().reshape(-1)
     k = min(k, flat.numel())
     idx = torch.topk(flat.abs(), k, sorted=False).indices.sort().values
-    values = flat[idx].to(torch.bfloat16).view(torch.int16).cpu().numpy().view(np.uint16)
     return WindowCommitment(
         start=start,
         length=int(block.shape[0]),
         indices=idx.cpu().numpy().astype(np.uint32),
-        values=values.copy(),
+        values=flat[idx].cpu().numpy().astype(np.float32),
     )
 
 
-def commit(hidden: torch.Tensor, start: int, window: int = DEFAULT_WINDOW, k: int = DEFAULT_K) -> Fingerprint:
+def commit(
+    hidden: torch.Tensor, start: int, window: int = DEFAULT_WINDOW, k: int = DEFAULT_K, dtype: str = "float32"
+) -> Fingerprint:
     """Commitments of every full window inside rows ``[start, start + T)`` of ``hidden`` ``(T, H)``.
 
     This is what a validator computes after one teacher-forced prefill over a whole transcript.
@@ -43,7 +44,7 @@ def commit(hidden: torch.Tensor, start: int, window: int = DEFAULT_WINDOW, k: in
     first = -(-start // window) * window  # first window boundary at or after start
     for w_start in range(first, start + hidden.shape[0] - window + 1, window):
         windows.append(commit_window(hidden[w_start - start : w_start - start + window], w_start, k))
-    return Fingerprint(hidden_size=int(hidden.shape[-1]), windows=tuple(windows))
+    return Fingerprint(hidden_size=int(hidden.shape[-1]), windows=tuple(windows), dtype=dtype)
 
 
 class WindowAccumulator:

@@ -346,7 +346,9 @@ class StageRuntime:
             if isinstance(session.fingerprints, WindowAccumulator):
                 windows = session.fingerprints.add(kv.past[b], hidden[b])
                 if windows:
-                    fingerprint = Fingerprint(self.spec.hidden_size, tuple(windows)).to_bytes()
+                    fingerprint = Fingerprint(
+                        self.spec.hidden_size, tuple(windows), self.spec.dtype
+                    ).to_bytes()
             tokens: list[int] = []
             finished = False
             if logits is not None:
