@@ -114,7 +114,7 @@ def _camel(name: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m protocol.chain.deploy", description="Deploy Layermarket.")
+    parser = argparse.ArgumentParser(prog="python -m protocol.chain.deploy", description="Deploy.")
     parser.add_argument("--rpc-url", required=True)
     parser.add_argument("--out", type=Path, default=Path("deployments"), help="directory for <chainId>.json")
     parser.add_argument("--token", help="use this existing ERC20 instead of deploying MarketToken")
