@@ -61,8 +61,16 @@ test-python: $(STAMPS)/python
 	$(PY) -m pytest tests -q
 
 # >>> contracts
+# Contract tests: once plain (gas table -> cache/gas-table.md, exported-ABI freshness check), once with
+# --coverage (instrumented: prints the line-coverage table, HTML in coverage/html).
 test-contracts: $(STAMPS)/npm
 	$(HARDHAT) test
+	$(HARDHAT) test --coverage
+
+.PHONY: abi
+abi: $(STAMPS)/npm ## re-export contract ABIs + bytecode into protocol/abi (after changing contracts/)
+	$(HARDHAT) build
+	node contracts/scripts/export-abi.js
 # <<< contracts
 
 lint: $(STAMPS)/python ## ruff, and mypy (strict on protocol/ and client/)
