@@ -141,6 +141,9 @@ class Chain:
                 "value": Wei(value),
                 "chainId": self.chain_id,
             }
+            # Estimate against the pending block, the one the transaction will be mined in: a rule such as
+            # the court's "commitment in an EARLIER block" fails when simulated in the latest block.
+            params["gas"] = fn.estimate_gas(params, block_identifier="pending")
             tx = fn.build_transaction(params)
         except ChainError:
             raise

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from eth_abi.abi import decode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from protocol.errors import LayermarketError, PermanentError, TransientError
@@ -499,7 +500,12 @@ def decode_revert(data: bytes) -> ContractRevert:
         values = decode(list(cls.param_types), bytes(data[4:])) if cls.param_types else ()
     except Exception:  # eth_abi raises several unrelated types for malformed data
         return UnknownContractError(bytes(data))
-    return cls(*values)
+    return cls(
+        *(
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(cls.param_types, values, strict=True)
+        )
+    )
 
 
 __all__ = sorted(
