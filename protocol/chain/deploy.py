@@ -2,14 +2,16 @@
 the devnet, the integration tests and any operator (it deploys the bytecode exported from the Hardhat
 artifacts in protocol/abi).
 
-    >>> from protocol.chain.client import Chain
+    >>> from protocol.chain.anvil import DEV_PRIVATE_KEYS
+from protocol.chain.client import Chain
     >>> chain = Chain.connect(anvil.rpc_url, private_key=anvil.accounts[0].private_key)   # doctest: +SKIP
     >>> deployment = deploy(chain)                                                        # doctest: +SKIP
     >>> deployment.save(Path("deployments"))                                              # doctest: +SKIP
 
-Command line (the deployer key is read from the environment variable named by --key-env, never a flag)::
+Command line (the key comes from a file, or is one of anvil's public dev keys; never a flag value)::
 
-    python -m protocol.chain.deploy --rpc-url http://127.0.0.1:8545 --out deployments
+    python -m protocol.chain.deploy --rpc-url http://127.0.0.1:8545 --dev-account 0 --out deployments
+    python -m protocol.chain.deploy --rpc-url https://rpc.example --key-file ~/.layermarket/deployer.key
 
 Order: MarketToken (unless --token names an existing ERC20), NodeStaking, SpotCheckCourt (checks that the
 unbonding period covers challenge window + longest job), NodeStaking.setCourt, PaymentEscrow (fees to the
@@ -20,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from protocol.chain.anvil import DEV_PRIVATE_KEYS
 from protocol.chain.client import Chain
 from protocol.chain.deployments import Deployment
 from protocol.chain.staking import NodeStaking
@@ -118,15 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rpc-url", required=True)
     parser.add_argument("--out", type=Path, default=Path("deployments"), help="directory for <chainId>.json")
     parser.add_argument("--token", help="use this existing ERC20 instead of deploying MarketToken")
-    parser.add_argument(
-        "--key-env", default="LAYERMARKET_DEPLOYER_KEY", help="environment variable holding the deployer key"
-    )
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument("--key-file", type=Path, help="file holding the deployer's hex private key")
+    key.add_argument("--dev-account", type=int, help="anvil's public dev account N (devnets only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    key = os.environ.get(args.key_env)
-    if not key:
-        parser.error(f"set {args.key_env} to the deployer's private key")
-    deployment = deploy(Chain.connect(args.rpc_url, private_key=key), token=args.token)
+    if args.key_file is not None:
+        private_key = args.key_file.read_text(encoding="utf-8").strip()
+    else:
+        private_key = DEV_PRIVATE_KEYS[args.dev_account]
+    deployment = deploy(Chain.connect(args.rpc_url, private_key=private_key), token=args.token)
     path = deployment.save(args.out)
     log.info("wrote %s", path)
     return 0

@@ -300,3 +300,15 @@ def test_an_unreachable_rpc_raises_a_transient_error() -> None:
         _ = chain.chain_id
     assert isinstance(err.value, TransientError)
     assert time.monotonic() - started < 10
+
+
+def test_deploy_command_line_writes_the_deployments_file(anvil: AnvilProcess, tmp_path: Path) -> None:
+    from protocol.chain.deploy import main
+
+    assert main(["--rpc-url", anvil.rpc_url, "--dev-account", "8", "--out", str(tmp_path)]) == 0
+    d = Deployment.load(31337, tmp_path)
+    assert d.deployer == anvil.accounts[8].address
+    assert set(d.contracts) == {"MarketToken", "NodeStaking", "PaymentEscrow", "SpotCheckCourt"}
+    assert NodeStaking(Chain.connect(anvil.rpc_url), d.address("NodeStaking")).court() == d.address(
+        "SpotCheckCourt"
+    )
