@@ -115,6 +115,9 @@ async def open_stream(
         raise StreamClosed(f"bad peer id or address for {peer_id!r}: {exc}") from None
     try:
         with trio.fail_after(timeout_s):
+            if not host.get_network().get_connections(info.peer_id):
+                # forget addresses learnt earlier: a restarted peer keeps its id but not its port
+                host.get_peerstore().clear_addrs(info.peer_id)
             await host.connect(info)
             stream = await host.new_stream(info.peer_id, [STAGE_PROTOCOL])
     except trio.TooSlowError:

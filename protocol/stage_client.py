@@ -17,8 +17,8 @@ becomes ``TransientStageError(HOP_FAILED)``; a step with no answer within ``step
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -57,6 +57,25 @@ ZERO_MODEL = b"\0" * 32
 _M = TypeVar("_M")
 
 
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Raise a lone error out of trio's exception groups, so callers catch ``StageError`` as such."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves: list[BaseException] = []
+        pending: list[BaseException] = [group]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, BaseExceptionGroup):
+                pending.extend(item.exceptions)
+            else:
+                leaves.append(item)
+        if len(leaves) == 1 and isinstance(leaves[0], Exception):
+            raise leaves[0] from None
+        raise
+
+
 def new_session_id() -> str:
     return secrets.token_hex(16)
 
@@ -75,6 +94,7 @@ class RouteSession:
     generated: list[int] = field(default_factory=list)
     receipts: list[SignedReceipt] = field(default_factory=list)
     _inbox: trio.MemoryReceiveChannel[Message | BaseException] | None = None
+    closing: bool = False
     _step: int = 0
     _finished: bool = False
 
@@ -103,11 +123,16 @@ class RouteSession:
             out.extend(reply.tokens)
         return out[:max_new_tokens]
 
+    async def receive(self) -> Message:
+        """The next frame for this session (raises what an ERROR frame or a lost hop means)."""
+        return await self._next()
+
     async def keepalive(self) -> None:
         await self._send(KeepAlive(self.session_id).encode())
 
     async def close(self) -> list[SignedReceipt]:
         """Finish the session; returns every receipt received (the final ones included)."""
+        self.closing = True  # from now on the first hop ending the route stream is expected
         await self._send(Close(self.session_id).encode())
         while True:
             message = await self._next()
@@ -152,8 +177,15 @@ class StageClient:
     ) -> AsyncIterator[StageClient]:
         """A running client host on a free loopback port (it dials out; nothing needs to reach it)."""
         host = make_host(key_pair or generate_new_ed25519_identity())
-        async with host.run(listen_addrs=[listen_multiaddr("127.0.0.1", 0)]):
-            yield cls(host, dial_timeout_s=dial_timeout_s, step_timeout_s=step_timeout_s)
+        with _unwrapped():
+            async with host.run(listen_addrs=[listen_multiaddr("127.0.0.1", 0)]):
+                try:
+                    yield cls(host, dial_timeout_s=dial_timeout_s, step_timeout_s=step_timeout_s)
+                finally:
+                    # close connections explicitly: host.run alone leaks sockets in py-libp2p 0.8
+                    with trio.move_on_after(2) as cleanup:
+                        cleanup.shield = True
+                        await host.close()
 
     @asynccontextmanager
     async def session(
@@ -196,13 +228,14 @@ class StageClient:
                     sid, hops, route_stream, return_leg, self.step_timeout_s, opened.operators
                 )
                 session._inbox = receive
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_pump, route_stream, send, "first hop", 0)
-                    nursery.start_soon(_pump, return_leg, send, "last hop", len(hops) - 1)
-                    try:
-                        yield session
-                    finally:
-                        nursery.cancel_scope.cancel()
+                with _unwrapped():
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_pump, route_stream, send, "first hop", 0, session)
+                        nursery.start_soon(_pump, return_leg, send, "last hop", len(hops) - 1, None)
+                        try:
+                            yield session
+                        finally:
+                            nursery.cancel_scope.cancel()
             finally:
                 await return_leg.aclose()
         finally:
@@ -233,16 +266,24 @@ class StageClient:
 
 
 async def _pump(
-    stream: FrameStream, out: trio.MemorySendChannel[Message | BaseException], name: str, index: int
+    stream: FrameStream,
+    out: trio.MemorySendChannel[Message | BaseException],
+    name: str,
+    index: int,
+    session: RouteSession | None,
 ) -> None:
-    """Read one stream for the whole session (read while the other side writes) into the inbox."""
+    """Read one stream for the whole session (read while the other side writes) into the inbox.
+
+    The route stream ends normally once CLOSE has gone down it (``session.closing``): that end is no error.
+    """
     while True:
         try:
             message: Message | BaseException = parse(await stream.receive())
         except FrameError as exc:
             message = StageError(ErrorCode.BAD_FRAME, f"{name} sent a bad frame: {exc}", index)
         except StreamClosed:
-            await out.send(TransientStageError(ErrorCode.HOP_FAILED, f"{name} went away", index))
+            if session is None or not session.closing:
+                await out.send(TransientStageError(ErrorCode.HOP_FAILED, f"{name} went away", index))
             return
         await out.send(message)
 

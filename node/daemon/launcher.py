@@ -153,10 +153,18 @@ def start_chain(
         for node in nodes:
             node.wait_ready(kwargs.get("ready_timeout_s", 180.0))
     except BaseException:
-        for node in nodes:
-            node.stop()
+        stop_all(nodes)
         raise
     return nodes
+
+
+def stop_all(nodes: list[NodeProcess], timeout_s: float = 15.0) -> None:
+    """SIGTERM every node at once, then wait for each (SIGKILL past the deadline)."""
+    for node in nodes:
+        if node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+    for node in nodes:
+        node.stop(timeout_s)
 
 
 def even_splits(num_layers: int, stages: int) -> list[tuple[int, int]]:
@@ -165,4 +173,4 @@ def even_splits(num_layers: int, stages: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-__all__ = ["DEV_PASSPHRASE", "NodeProcess", "NodeStartError", "even_splits", "start_chain"]
+__all__ = ["DEV_PASSPHRASE", "NodeProcess", "NodeStartError", "even_splits", "start_chain", "stop_all"]
