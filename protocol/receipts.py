@@ -24,7 +24,9 @@ receipt in the court, which recovers the node from this signature. Type string (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.eip712 import (
     Domain,
@@ -40,6 +42,7 @@ from protocol.eip712 import (
 )
 
 __all__ = [
+    "EIP712_FIELD_NAMES",
     "RECEIPT_ABI_TYPES",
     "RECEIPT_TYPE",
     "Receipt",
@@ -68,6 +71,9 @@ RECEIPT_ABI_TYPES = (
     "uint256",
     "address",
 )
+
+EIP712_FIELD_NAMES = tuple(part.split(" ")[1] for part in RECEIPT_TYPE[len("Receipt(") : -1].split(","))
+"""("node", "sessionId", "modelId", ...): the type string's names, in order."""
 
 ReceiptTuple = tuple[str, bytes, bytes, int, int, int, int, bytes, bytes, int, int, str]
 
@@ -100,6 +106,15 @@ class Receipt:
         check_uint(self.step_end, 32, "receipt step_end")
         check_uint(self.tokens, 32, "receipt tokens")
         check_uint(self.price_per_token, 256, "receipt price_per_token")
+
+    @classmethod
+    def from_eip712(cls, message: Mapping[str, Any]) -> Receipt:
+        """A Receipt from a mapping keyed by the EIP-712 field names (``sessionId``, ``layerStart``, ...)."""
+        return cls(*(message[name] for name in EIP712_FIELD_NAMES))
+
+    def to_eip712(self) -> dict[str, Any]:
+        """The receipt keyed by its EIP-712 field names (for eth_account / JSON)."""
+        return dict(zip(EIP712_FIELD_NAMES, self.as_tuple(), strict=True))
 
     def as_tuple(self) -> ReceiptTuple:
         """The receipt as the court's ``Receipt`` struct argument (field order of the type string)."""

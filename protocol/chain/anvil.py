@@ -123,6 +123,11 @@ class AnvilProcess:
         self._log = log
         self.accounts: tuple[DevAccount, ...] = tuple(_dev_accounts()[:accounts])
 
+    @property
+    def private_keys(self) -> tuple[str, ...]:
+        """The funded accounts' private keys (anvil's public development keys), in account order."""
+        return tuple(a.private_key for a in self.accounts)
+
     def log_tail(self, limit: int = 4000) -> str:
         """The end of anvil's output (for error messages)."""
         self._log.flush()

@@ -312,3 +312,9 @@ def test_deploy_command_line_writes_the_deployments_file(anvil: AnvilProcess, tm
     assert NodeStaking(Chain.connect(anvil.rpc_url), d.address("NodeStaking")).court() == d.address(
         "SpotCheckCourt"
     )
+
+
+def test_anvil_exposes_its_dev_private_keys_in_account_order(anvil: AnvilProcess) -> None:
+    from eth_account import Account
+
+    assert [Account.from_key(k).address for k in anvil.private_keys] == [a.address for a in anvil.accounts]

@@ -189,3 +189,10 @@ def test_any_receipt_signs_recovers_and_hashes_like_eth_account(
     )
     assert receipt_digest(r, COURT) == _eth_account_digest(r, COURT)
     assert recover_receipt_signer(r, sign_receipt(r, NODE_KEY, COURT), COURT) == NODE
+
+
+def test_receipt_converts_to_and_from_its_eip712_field_names() -> None:
+    r = _receipt()
+    message = r.to_eip712()
+    assert list(message) == [n for n, _ in FIELDS]
+    assert Receipt.from_eip712(message) == r
