@@ -54,3 +54,17 @@ def tiny_qwen2_nodes(
     nodes = start_chain(tiny_qwen2, TINY_SPLITS, tmp_path_factory.mktemp("tiny-qwen2-nodes"))
     yield nodes
     stop_all(nodes)
+
+
+@pytest.fixture(scope="session")
+def small_llama(model_cache: Path) -> Path:
+    from node.devnet.models import cached_model
+
+    return cached_model("llama", "small", model_cache)
+
+
+@pytest.fixture(scope="session")
+def small_qwen2(model_cache: Path) -> Path:
+    from node.devnet.models import cached_model
+
+    return cached_model("qwen2", "small", model_cache)
