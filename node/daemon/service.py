@@ -387,9 +387,12 @@ class StageService:
             return
         started = time.perf_counter()
         try:
-            out: StepOutput = await trio.to_thread.run_sync(
-                self.runtime.step, session.sid, inputs, message.position
-            )
+            if len(self.sessions) == 1:
+                # Fast path: the only session here, so nothing else could batch with it or needs the event
+                # loop meanwhile; calling in this thread saves a thread handoff (~0.1-0.5 ms) per step.
+                out: StepOutput = self.runtime.step(session.sid, inputs, message.position)
+            else:
+                out = await trio.to_thread.run_sync(self.runtime.step, session.sid, inputs, message.position)
         except (RuntimeInputError, SessionNotFound) as exc:
             code = ErrorCode.TOO_LONG if "max_length" in str(exc) else ErrorCode.BAD_REQUEST
             await self._send_error(session.upstream, code, str(exc), session.sid, session.index)
