@@ -28,18 +28,18 @@ PROMPT_LEN = 16
 
 def run_concurrency(rt: Any, sessions: int, tokens: int, tag: str) -> dict[str, float]:
     barrier = threading.Barrier(sessions + 1)
-    device = rt.spec.device
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
         sid = f"{tag}-{i}"
         try:
             rt.open(sid, PROMPT_LEN + tokens + 1, SamplingParams(max_new_tokens=tokens + 1))
-            prompt = torch.tensor([(7 * i + 13 * j) % 1000 + 3 for j in range(PROMPT_LEN)], device=device)
-            x = torch.tensor(rt.step(sid, prompt).tokens, device=device)
+            # token ids stay on the CPU, as they arrive from the wire
+            prompt = torch.tensor([(7 * i + 13 * j) % 1000 + 3 for j in range(PROMPT_LEN)])
+            x = torch.tensor(rt.step(sid, prompt).tokens)
             barrier.wait()
             for _ in range(tokens):
-                x = torch.tensor(rt.step(sid, x).tokens, device=device)
+                x = torch.tensor(rt.step(sid, x).tokens)
             barrier.wait()
             rt.close(sid)
         except BaseException as exc:  # surfaced by the main thread

@@ -55,6 +55,7 @@ def run_stage(
     attn_implementation: str = "sdpa",
     decode: bool = False,
     cheat: Cheat | None = None,
+    device: str = "cpu",
 ) -> tuple[torch.Tensor | None, Fingerprint]:
     """The stage's output hidden states (None on the last stage) and its fingerprint over ``inputs``.
 
@@ -62,7 +63,12 @@ def run_stage(
     the way a serving node computes it (the reference is one prefill, the way a validator does).
     """
     rt = StageRuntime.load(
-        model_dir, layers, dtype=dtype, attn_implementation=attn_implementation, kv_budget_bytes=1 << 30
+        model_dir,
+        layers,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        kv_budget_bytes=4 << 30,
+        device=device,
     )
     try:
         if cheat is not None:

@@ -6,14 +6,16 @@ Greedy-decodes ``--tokens`` tokens after a short prompt twice per round, alterna
 ``generate`` on the whole model, and through K :class:`~node.runtime.StageRuntime` stages chained in this
 process (same threads, same dtype); reports the median of ``--rounds`` rounds. Then measures, each in a
 fresh subprocess, the resident memory of a stage holding the first half of the layers and of one holding
-all of them, above the interpreter's baseline after importing torch and transformers (the baseline is
-the same for both and is not model memory). The last line is one JSON object with ``tokens_match``,
-``split_tokens_per_s``, ``full_tokens_per_s``, ``split_overhead``, ``half_slice_rss_ratio``, ...
+all of them (CPU: RSS above the interpreter's baseline after importing torch and the modeling code, which
+is the same for both and is not model memory; CUDA: allocated device memory). The last line is one JSON
+object with ``tokens_match``, ``split_tokens_per_s``, ``full_tokens_per_s``, ``split_overhead``,
+``half_slice_rss_ratio``, ...
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -45,7 +47,7 @@ def _split_generate(runtimes: list[Any], n: int, sid: str) -> tuple[list[int], f
     for rt in runtimes:
         rt.open(sid, len(PROMPT) + n, SamplingParams(max_new_tokens=n))
     device = runtimes[0].spec.device
-    x = torch.tensor(PROMPT, device=device)
+    x = torch.tensor(PROMPT)  # token ids travel on the CPU, as they arrive from the wire
     tokens: list[int] = []
     _sync(device)
     t = time.perf_counter()
@@ -54,7 +56,7 @@ def _split_generate(runtimes: list[Any], n: int, sid: str) -> tuple[list[int], f
             out = rt.step(sid, x)
             x = out.hidden if out.hidden is not None else x
         tokens.append(out.tokens[0])
-        x = torch.tensor(out.tokens, device=device)
+        x = torch.tensor(out.tokens)
     _sync(device)
     elapsed = time.perf_counter() - t
     for rt in runtimes:
@@ -69,7 +71,7 @@ def _sync(device: Any) -> None:
 
 def split_bounds(layers: int, stages: int) -> list[tuple[int, int]]:
     edges = [round(i * layers / stages) for i in range(stages + 1)]
-    return list(zip(edges, edges[1:], strict=False))
+    return list(itertools.pairwise(edges))
 
 
 def measure_speed(
@@ -92,7 +94,8 @@ def measure_speed(
         _full_generate(full, 8)  # warm-up: allocator, kernels, lazy imports
         _split_generate(runtimes, 8, "warmup")
         full_times, split_times = [], []
-        full_tokens = split_tokens = []
+        full_tokens: list[int] = []
+        split_tokens: list[int] = []
         for r in range(rounds):
             full_tokens, tf = _full_generate(full, tokens)
             split_tokens, ts = _split_generate(runtimes, tokens, f"round{r}")
@@ -112,34 +115,41 @@ def measure_speed(
     }
 
 
-_RSS_PROBE = """
-import json, sys, psutil, torch, transformers
+_MEMORY_PROBE = """
+import json, sys, torch
 from pathlib import Path
 from node.runtime import StageRuntime
 from node.loader import read_config
 from node.stage import _family_classes
-a, b = int(sys.argv[2]), int(sys.argv[3])
-_family_classes(read_config(Path(sys.argv[1])).model_type)  # import the modeling code before the baseline
-proc = psutil.Process()
-base = proc.memory_info().rss
-rt = StageRuntime.load(Path(sys.argv[1]), (a, b), dtype=sys.argv[4], kv_budget_bytes=1 << 30)
+model, a, b, dtype, device = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+_family_classes(read_config(model).model_type)  # import the modeling code before the baseline
+
+
+def resident():
+    if device.startswith("cuda"):
+        return torch.cuda.memory_allocated(), torch.cuda.max_memory_allocated()
+    status = Path("/proc/self/status").read_text().splitlines()
+    kib = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in status if l.startswith(("VmRSS", "VmHWM"))}
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the parent's peak
+    return kib["VmRSS"], kib["VmHWM"]
+
+
+base, _ = resident()
+rt = StageRuntime.load(model, (a, b), dtype=dtype, device=device, kv_budget_bytes=1 << 30)
 rt.open("s", 64)
 x = torch.tensor([5, 17, 42]) if rt.spec.is_first else torch.zeros(3, rt.spec.hidden_size)
-rt.step("s", x.to(torch.float32) if not rt.spec.is_first else x)
-rss = proc.memory_info().rss
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the parent's peak
-hwm = [l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")]
-peak = int(hwm[0].split()[1]) * 1024
+rt.step("s", x)
+rss, peak = resident()
 rt.shutdown()
 print(json.dumps({"base": base, "rss": rss, "peak": peak}))
 """
 
 
-def measure_rss(model_dir: Path, layers: tuple[int, int], dtype: str) -> dict[str, int]:
-    cmd = [sys.executable, "-c", _RSS_PROBE, str(model_dir), str(layers[0]), str(layers[1]), dtype]
-    out = subprocess.run(
-        cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
-    )
+def measure_memory(model_dir: Path, layers: tuple[int, int], dtype: str, device: str) -> dict[str, int]:
+    """Resident bytes (CPU: RSS; CUDA: allocated) of a fresh process holding ``layers``."""
+    cmd = [sys.executable, "-c", _MEMORY_PROBE, str(model_dir), str(layers[0]), str(layers[1]), dtype, device]
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root)
     result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -161,10 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     result = measure_speed(args.model, args.stages, args.tokens, args.rounds, args.device, args.dtype)
     result.update({"stages": args.stages, "tokens": args.tokens, "device": args.device, "dtype": args.dtype})
     result["threads"] = torch.get_num_threads()
-    if not args.no_rss and args.device == "cpu":
+    if not args.no_rss:
         layers = json.loads((args.model / "config.json").read_text())["num_hidden_layers"]
-        half = measure_rss(args.model, (0, layers // 2), args.dtype)
-        full = measure_rss(args.model, (0, layers), args.dtype)
+        half = measure_memory(args.model, (0, layers // 2), args.dtype, args.device)
+        full = measure_memory(args.model, (0, layers), args.dtype, args.device)
         result["half_slice_rss_ratio"] = (half["rss"] - half["base"]) / (full["rss"] - full["base"])
         result["half_slice_peak_rss_ratio"] = (half["peak"] - half["base"]) / (full["peak"] - full["base"])
         result["rss_bytes"] = {"half": half, "full": full}

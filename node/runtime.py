@@ -337,7 +337,9 @@ class StageRuntime:
         with torch.inference_mode():
             hidden = self.stage(inputs, positions, kv, mask)  # (B, T, H)
             kv.commit()
-            logits = self.stage.logits(hidden[:, -1]) if self.spec.is_last else None  # (B, V)
+            if self.spec.is_last:
+                logits = self.stage.logits(hidden[:, -1])  # (B, V) float32
+                greedy = logits.argmax(dim=-1).tolist()  # one transfer for the whole batch
         now = time.monotonic()
         outputs = []
         for b, (r, session) in enumerate(zip(requests, sessions, strict=True)):
@@ -351,8 +353,8 @@ class StageRuntime:
                     ).to_bytes()
             tokens: list[int] = []
             finished = False
-            if logits is not None:
-                token, finished = self._sample(session, r, logits[b])
+            if self.spec.is_last:
+                token, finished = self._sample(session, r, logits[b], greedy[b])
                 tokens = [token]
             outputs.append(
                 StepOutput(
@@ -366,7 +368,9 @@ class StageRuntime:
         self._steps += len(requests)
         return outputs
 
-    def _sample(self, session: Session, request: StepRequest, logits: torch.Tensor) -> tuple[int, bool]:
+    def _sample(
+        self, session: Session, request: StepRequest, logits: torch.Tensor, argmax: int
+    ) -> tuple[int, bool]:
         params = session.sampling
         position = session.length  # the sampled token is the input at this position
         context: list[int] = list(session.context_tokens)
@@ -374,7 +378,10 @@ class StageRuntime:
             session.context_tokens.extend(int(t) for t in request.inputs.tolist())
             context = list(session.context_tokens)
         context.extend(t for _, t in session.sampled)
-        token = sample(logits, params, seed=session.seed, position=position, context=context)
+        if params.greedy and params.repetition_penalty == 1.0:
+            token = argmax  # what sample() returns here, without moving the logits off the device
+        else:
+            token = sample(logits, params, seed=session.seed, position=position, context=context)
         session.sampled.append((position, token))
         finished = token in params.stop_token_ids or len(session.sampled) >= params.max_new_tokens
         return token, finished
