@@ -14,6 +14,10 @@ prefill is excluded). The last line is JSON:
 - ``hop_overhead_ms``: (chain ms/token - single ms/token) / K, what each stage adds besides its compute
   (there are K + 1 network legs per token: client -> first hop, K - 1 between hops, last hop -> client);
 - ``bytes_per_token_per_hop``: size of one decode step's frame between two hops (header + hidden state).
+
+From the nodes' own ``/metrics`` (means over every step, prefill included) it also reports
+``node_compute_ms`` (runtime step per hop) and ``in_hop_overhead_ms`` (frame in -> frame out minus compute,
+per hop), which separate the daemon's own cost from compute slowed by co-located processes.
 """
 
 from __future__ import annotations
@@ -96,6 +100,23 @@ async def _drive_chain(
     return generated, (tokens - 2) / elapsed
 
 
+def _node_timings(metrics_port: int) -> tuple[float, float]:
+    """(mean compute ms, mean frame-in-to-frame-out ms) per step, from a node's /metrics."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("layermarket_node_") and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    count = values["layermarket_node_hop_seconds_count"] or 1.0
+    return (
+        values["layermarket_node_step_seconds_sum"] / count * 1e3,
+        values["layermarket_node_hop_seconds_sum"] / count * 1e3,
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -112,11 +133,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     prompt = _prompt(args.prompt_len)
     splits = even_splits(config["num_hidden_layers"], args.stages)
     with tempfile.TemporaryDirectory(prefix="bench-chain-") as workdir:
-        nodes = start_chain(args.model, splits, Path(workdir), threads=args.threads)
+        nodes = start_chain(
+            args.model, splits, Path(workdir), threads=args.threads, extra_args=["--metrics-port", "0"]
+        )
         try:
             chain_tokens, chain_tps = trio.run(
                 _drive_chain, [n.hop for n in nodes], prompt, args.tokens, args.compression
             )
+            per_hop = [_node_timings(n.ready["metrics_port"]) for n in nodes]
         finally:
             stop_all(nodes)
     single_tokens, single_tps = run_single(args.model, prompt, args.tokens, args.threads)
@@ -138,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "single_ms_per_token": round(1e3 / single_tps, 3),
         "hop_overhead_ms": round(added_ms / args.stages, 3),
         "bytes_per_token_per_hop": len(frame),
+        "node_compute_ms": [round(c, 3) for c, _ in per_hop],
+        "in_hop_overhead_ms": [round(h - c, 3) for c, h in per_hop],
         "cpu_count": os.cpu_count(),
     }
     if not args.json:

@@ -125,7 +125,15 @@ def serve(
             progress=on_progress,
         )
     logger.info("loaded layers [%d, %d) of %s", start, end, model_dir)
-    trio.run(lambda: serve_node(runtime, settings, keys, model_id=model_id, ready_file=ready_file))
+    sign = None
+    if settings.court_address:
+        from node.daemon.receipts import receipt_signer
+        from protocol.eip712 import Domain
+
+        sign = receipt_signer(keys.operator_key, Domain(settings.chain_id, settings.court_address))
+    else:
+        logger.warning("no court_address configured: this node signs no receipts, so it cannot be paid")
+    trio.run(lambda: serve_node(runtime, settings, keys, model_id=model_id, sign=sign, ready_file=ready_file))
 
 
 @group.command("status")

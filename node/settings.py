@@ -63,8 +63,11 @@ class NodeSettings(LayermarketSettings, section="node"):
     """EVM JSON-RPC endpoint for the chain commands and the receipt domain."""
     chain_id: int = 31337
     """Chain id of the EIP-712 domain of receipts (anvil's default)."""
-    escrow_address: str | None = None
-    """PaymentEscrow address: the verifying contract of receipts; None leaves receipts unsigned."""
+    deployment_file: Path | None = None
+    """``deployments/<chainId>.json`` with the contract addresses, for the chain commands."""
+    court_address: str | None = None
+    """SpotCheckCourt address: the EIP-712 verifying contract of receipts. None: no receipts are signed
+    (the node says so at start); a client that asks for payment then gets none."""
 
 
 __all__ = ["NodeSettings"]

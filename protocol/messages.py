@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from protocol.compression import COMPRESSIONS, Compression, compress, decompress
 from protocol.errors import PermanentError, TransientError
+from protocol.receipts import Receipt
 from protocol.sampling import SamplingParams
 from protocol.wire import Frame, FrameError, TensorMeta, encode_frame
 
@@ -254,6 +255,24 @@ class SignedReceipt:
     price_per_token: int
     client: str
     signature: bytes
+
+    def receipt(self) -> Receipt:
+        """The EIP-712 receipt (``protocol.receipts``) this signature is over; verify it with the court's
+        domain: ``verify_receipt(r.receipt(), r.signature, domain)``."""
+        return Receipt(
+            self.node,
+            self.session_id,
+            self.model_id,
+            self.layer_start,
+            self.layer_end,
+            self.step_start,
+            self.step_end,
+            self.input_digest,
+            self.output_commitment,
+            self.tokens,
+            self.price_per_token,
+            self.client,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -5,12 +5,13 @@ wire: int64 token ids on the first hop, the encoded hidden states elsewhere) to 
 runtime's fingerprint of any completed window to the pending commitment. Every ``receipt_every`` steps, and
 at close, the book cuts a receipt over the steps since the last one::
 
+    sessionId        = the 16-byte session id, left-padded with zeros to 32 bytes
     inputDigest      = sha256(input bytes of steps [stepStart, stepEnd) in order)
     outputCommitment = protocol.fingerprints.Fingerprint(windows completed in the range).digest
                        (32 zero bytes when no window completed, e.g. a short tail)
     tokens           = positions processed in the range (prompt tokens count once, at prefill)
 
-and signs it with the operator key through ``sign`` (EIP-712, ``protocol.receipts``). Signing costs about
+and signs it with the operator key (EIP-712, ``protocol.receipts``, the court's domain). Signing costs about
 a millisecond, so it happens once per range, not per step.
 """
 
@@ -20,11 +21,23 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from protocol.eip712 import Domain
 from protocol.fingerprints import Fingerprint
 from protocol.messages import Open, SignedReceipt
+from protocol.receipts import Receipt, sign_receipt
 
 ReceiptSigner = Callable[[dict[str, Any]], bytes]
-"""Signs a receipt's fields (names as in ``protocol.receipts.Receipt``) and returns 65 bytes."""
+"""Signs a receipt's fields (keyed by the EIP-712 field names) and returns 65 bytes."""
+
+
+def receipt_signer(operator_key: bytes, domain: Domain) -> ReceiptSigner:
+    """EIP-712 signing of receipts with the operator key, for the court's domain."""
+
+    def sign(fields: dict[str, Any]) -> bytes:
+        return sign_receipt(Receipt.from_eip712(fields), operator_key, domain)
+
+    return sign
+
 
 ZERO32 = b"\0" * 32
 
@@ -107,4 +120,4 @@ class ReceiptBook:
         return receipt
 
 
-__all__ = ["ReceiptBook", "ReceiptSigner"]
+__all__ = ["ReceiptBook", "ReceiptSigner", "receipt_signer"]

@@ -18,6 +18,9 @@ from node.daemon.launcher import NodeProcess, start_chain, stop_all
 TINY_SPLITS = [(0, 2), (2, 4), (4, 6), (6, 8), (0, 6)]
 FOUR_HOPS = [0, 1, 2, 3]
 TWO_HOPS = [4, 3]
+# receipts are signed for this court (any address works for the EIP-712 domain; no chain is needed)
+COURT = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+CHAIN_ID = 31337
 
 
 def reference_tokens(model_dir: Path, prompt: list[int], max_new_tokens: int) -> list[int]:
@@ -42,7 +45,8 @@ def assert_same_greedy_tokens(chain: list[int], reference: list[int], eos: int |
 def tiny_llama_nodes(
     tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[NodeProcess]]:
-    nodes = start_chain(tiny_llama, TINY_SPLITS, tmp_path_factory.mktemp("tiny-llama-nodes"))
+    env = {"LAYERMARKET_NODE_COURT_ADDRESS": COURT, "LAYERMARKET_NODE_CHAIN_ID": str(CHAIN_ID)}
+    nodes = start_chain(tiny_llama, TINY_SPLITS, tmp_path_factory.mktemp("tiny-llama-nodes"), env=env)
     yield nodes
     stop_all(nodes)
 

@@ -9,10 +9,19 @@ import pytest
 import trio
 
 from node.daemon.launcher import NodeProcess
-from protocol.messages import ErrorCode, Hop, StageError
+from protocol.eip712 import Domain
+from protocol.messages import ErrorCode, Hop, PaymentTerms, SignedReceipt, StageError
+from protocol.receipts import verify_receipt
 from protocol.sampling import SamplingParams
 from protocol.stage_client import StageClient
-from tests.e2e.daemon.conftest import FOUR_HOPS, TWO_HOPS, assert_same_greedy_tokens, reference_tokens
+from tests.e2e.daemon.conftest import (
+    CHAIN_ID,
+    COURT,
+    FOUR_HOPS,
+    TWO_HOPS,
+    assert_same_greedy_tokens,
+    reference_tokens,
+)
 
 # py-libp2p 0.8 leaves some outbound TCP sockets to the GC even after host.close(); that warning is
 # theirs, every other unraisable exception still fails the test.
@@ -114,3 +123,31 @@ def test_a_step_past_max_length_is_a_typed_error_and_sampling_stops_are_honoured
     finished, code = trio.run(main)
     assert finished
     assert code == ErrorCode.TOO_LONG
+
+
+def test_every_hop_signs_receipts_that_cover_its_work_and_verify(tiny_llama_nodes: list[NodeProcess]) -> None:
+    route = _route(tiny_llama_nodes, FOUR_HOPS)
+    client = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    price = 1_000
+
+    async def main() -> tuple[list[SignedReceipt], tuple[str, ...]]:
+        async with (
+            StageClient.start(step_timeout_s=20) as stage_client,
+            stage_client.session(
+                route, max_length=64, payment=PaymentTerms(client, price), receipt_every=4
+            ) as session,
+        ):
+            await session.generate(PROMPT, 10)  # 10 steps: the prefill and 9 decodes
+            return await session.close(), session.operators
+
+    receipts, operators = trio.run(main)
+    domain = Domain(CHAIN_ID, COURT)
+    assert all(verify_receipt(r.receipt(), r.signature, domain) for r in receipts)
+    assert len(set(operators)) == 4
+    for operator, hop in zip(operators, route, strict=True):
+        mine = sorted((r for r in receipts if r.node == operator), key=lambda r: r.step_start)
+        assert [(r.step_start, r.step_end) for r in mine] == [(0, 4), (4, 8), (8, 10)]
+        assert sum(r.tokens for r in mine) == len(PROMPT) + 9
+        assert {(r.layer_start, r.layer_end, r.price_per_token, r.client) for r in mine} == {
+            (hop.layer_start, hop.layer_end, price, client)
+        }
