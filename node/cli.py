@@ -55,12 +55,30 @@ def parse_layers(text: str) -> tuple[int, int]:
 @group.command("init")
 @click.option("--home", type=click.Path(path_type=Path), help="Key directory (default: settings `home`).")
 @click.option("--scrypt-n", type=int, default=None, help="scrypt cost (power of 2); lower only for devnets.")
-def init(home: Path | None, scrypt_n: int | None) -> None:
+@click.option(
+    "--operator-key-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Import this hex private key as the operator key instead of making a new one.",
+)
+def init(home: Path | None, scrypt_n: int | None, operator_key_file: Path | None) -> None:
     """Create the operator keystore and the libp2p key, both encrypted with one passphrase."""
     from node.keys import SCRYPT_N, NodeKeys
 
     settings = _settings(home=home)
-    keys = NodeKeys.create(settings.home, _passphrase(settings, confirm=True), scrypt_n=scrypt_n or SCRYPT_N)
+    imported = None
+    if operator_key_file is not None:
+        text = operator_key_file.read_text(encoding="utf-8").strip().removeprefix("0x")
+        try:
+            imported = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigurationError(f"{operator_key_file} does not hold a hex private key") from None
+    keys = NodeKeys.create(
+        settings.home,
+        _passphrase(settings, confirm=True),
+        scrypt_n=scrypt_n or SCRYPT_N,
+        operator_key=imported,
+    )
     echo(f"operator address: {keys.operator_address}")
     echo(f"libp2p peer id:   {keys.peer_id}")
     echo(f"keys written to {settings.home} (encrypted); fund the operator address, then `market-node stake`")
@@ -174,6 +192,72 @@ def status(home: Path | None, as_json: bool) -> None:
     for key, value in rows:
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def _keys(home: Path | None) -> tuple[NodeSettings, Any]:
+    from node.keys import NodeKeys
+
+    settings = _settings(home=home)
+    return settings, NodeKeys.load(settings.home, _passphrase(settings, confirm=False))
+
+
+def _echo_tx(what: str, tx: Any) -> None:
+    echo(f"{what}: tx 0x{tx.transaction_hash.hex()} in block {tx.block_number} (gas {tx.gas_used})")
+
+
+_home_option = click.option("--home", type=click.Path(path_type=Path), default=None, help="Key directory.")
+
+
+@group.command("stake")
+@click.argument("amount", type=int)
+@_home_option
+def stake(amount: int, home: Path | None) -> None:
+    """Bond AMOUNT of the stake token (smallest units): approve, then bond."""
+    from node import operator
+
+    settings, keys = _keys(home)
+    approve_tx, bond_tx = operator.bond(settings, keys, amount)
+    _echo_tx("approve", approve_tx)
+    _echo_tx("bond", bond_tx)
+    echo(f"bonded: {operator.stake_of(settings, keys).bonded}")
+
+
+@group.command("unbond")
+@click.argument("amount", type=int)
+@_home_option
+def unbond(amount: int, home: Path | None) -> None:
+    """Start unbonding AMOUNT (withdrawable after the unbonding period; still slashable until then)."""
+    from node import operator
+
+    settings, keys = _keys(home)
+    _echo_tx("unbond", operator.unbond(settings, keys, amount))
+
+
+@group.command("withdraw")
+@_home_option
+def withdraw(home: Path | None) -> None:
+    """Withdraw stake whose unbonding period has passed."""
+    from node import operator
+
+    settings, keys = _keys(home)
+    _echo_tx("withdraw", operator.withdraw(settings, keys))
+
+
+@group.command("register")
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False)
+)
+@click.option("--layers", required=True, help="Half-open layer range A:B this node serves.")
+@click.option("--endpoint", required=True, help="The multiaddr the node announces (its hash goes on-chain).")
+@_home_option
+def register(model_dir: Path, layers: str, endpoint: str, home: Path | None) -> None:
+    """Publish this node's record on-chain: peer id, model id, layer range, price, endpoint hash."""
+    from node import operator
+    from protocol.manifest import ModelManifest
+
+    settings, keys = _keys(home)
+    model_id = ModelManifest.from_dir(model_dir).model_id
+    _echo_tx("register", operator.register(settings, keys, model_id, parse_layers(layers), endpoint))
 
 
 def main() -> None:
