@@ -1,4 +1,4 @@
-"""market-node's chain commands against a real anvil: stake, register, unbond and withdraw, as an operator would."""
+"""market-node's chain commands against a real anvil: stake, register, unbond, withdraw."""
 
 from __future__ import annotations
 
