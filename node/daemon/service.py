@@ -79,6 +79,7 @@ class HopSession:
     ending: bool = False  # CLOSE/CANCEL sent down: the downstream stream ending is expected
     scope: trio.CancelScope | None = None
     last_active: float = field(default_factory=time.monotonic)
+    end_error: Error | None = None  # why the session ended abnormally; the last hop tells the return leg
 
     @property
     def sid(self) -> str:
@@ -292,6 +293,9 @@ class StageService:
                     frame = await session.upstream.receive()
                 except StreamClosed:
                     logger.info("session %s: upstream went away; cancelling", session.sid)
+                    session.end_error = Error(
+                        ErrorCode.HOP_FAILED, "the previous hop went away", session.sid, session.index
+                    )
                     await self._forward(session, Cancel(session.sid).encode())
                     return
                 except FrameError as exc:
@@ -301,6 +305,9 @@ class StageService:
                     continue
             if timer.cancelled_caught:
                 logger.info("session %s expired after %.0f s idle", session.sid, idle)
+                session.end_error = Error(
+                    ErrorCode.SESSION_EXPIRED, f"no frame for {idle:.0f} s", session.sid, session.index
+                )
                 await self._send_error(
                     session.upstream,
                     ErrorCode.SESSION_EXPIRED,
@@ -533,6 +540,9 @@ class StageService:
         self.earned += session.book.earned
         with contextlib.suppress(SessionNotFound):  # expired inside the runtime already
             self.runtime.close(session.sid)
+        if session.sink is not None and session.end_error is not None:
+            # the client may hear of the end first on the return leg: say why, not just "gone"
+            await _send_quietly(session.sink, session.end_error.encode())
         session.done.set()
         if session.downstream is not None:
             await session.downstream.aclose()
