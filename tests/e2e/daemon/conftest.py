@@ -46,7 +46,13 @@ def tiny_llama_nodes(
     tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[NodeProcess]]:
     env = {"LAYERMARKET_NODE_COURT_ADDRESS": COURT, "LAYERMARKET_NODE_CHAIN_ID": str(CHAIN_ID)}
-    nodes = start_chain(tiny_llama, TINY_SPLITS, tmp_path_factory.mktemp("tiny-llama-nodes"), env=env)
+    nodes = start_chain(
+        tiny_llama,
+        TINY_SPLITS,
+        tmp_path_factory.mktemp("tiny-llama-nodes"),
+        env=env,
+        extra_args=["--metrics-port", "0"],
+    )
     yield nodes
     stop_all(nodes)
 

@@ -151,3 +151,33 @@ def test_every_hop_signs_receipts_that_cover_its_work_and_verify(tiny_llama_node
         assert {(r.layer_start, r.layer_end, r.price_per_token, r.client) for r in mine} == {
             (hop.layer_start, hop.layer_end, price, client)
         }
+
+
+def test_status_command_and_metrics_report_the_work_served(tiny_llama_nodes: list[NodeProcess]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    node = tiny_llama_nodes[0]
+    trio.run(_generate, _route(tiny_llama_nodes, FOUR_HOPS), PROMPT, 3)
+    env = {**os.environ, "LAYERMARKET_NODE_HOME": str(node.home)}
+    table = subprocess.run(
+        [sys.executable, "-m", "node.cli", "status"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert node.ready["peer_id"] in table and "tokens served" in table
+    document = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "node.cli", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert document["running"] and document["layers"] == [0, 2]
+    metrics = httpx.get(f"http://127.0.0.1:{node.ready['metrics_port']}/metrics", timeout=5).text
+    steps = [line for line in metrics.splitlines() if line.startswith("layermarket_node_steps_total ")]
+    assert steps and float(steps[0].split()[1]) >= 3
+    assert "layermarket_node_hop_seconds_bucket" in metrics
