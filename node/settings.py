@@ -57,6 +57,10 @@ class NodeSettings(LayermarketSettings, section="node"):
     """Market service base URL for heartbeats (``POST /v1/nodes/heartbeat``); None disables them."""
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     """Seconds between heartbeats to the market."""
+    dht: bool = True
+    """Run a Kademlia DHT server and publish this node's records on it (discovery without the market)."""
+    dht_republish_s: float = Field(default=60.0, gt=0)
+    """Seconds between republishing the node and provider records."""
     bootstrap: list[str] = Field(default_factory=list)
     """Multiaddrs (with /p2p/<peer id>) of DHT peers to join; empty = this node starts its own DHT."""
     chain_rpc_url: str = "http://127.0.0.1:8545"

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from node.daemon.announce import heartbeat_loop
+from node.daemon.discovery import dht_loop
 from node.daemon.metrics import NodeMetrics
 from node.daemon.receipts import ReceiptSigner
 from node.daemon.service import StageService
@@ -76,6 +77,18 @@ async def serve_node(
             nursery.start_soon(_status_loop, service, settings.home / STATUS_FILE, identity)
             if settings.market_url:
                 nursery.start_soon(heartbeat_loop, service, settings, keys, addrs, model_id)
+            if settings.dht:
+                record = {
+                    "peer_id": service.peer_id,
+                    "addrs": addrs,
+                    "model_id": identity["model_id"],
+                    "layers": identity["layers"],
+                    "price_per_token": settings.price_per_token,
+                    "binding": keys.binding.to_json(),
+                }
+                nursery.start_soon(
+                    dht_loop, host, record, model_id, settings.bootstrap, settings.dht_republish_s
+                )
             nursery.start_soon(_stop_on_signal, stop)
             if ready_file is not None:
                 _write_json(ready_file, identity)
