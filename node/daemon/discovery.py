@@ -56,10 +56,10 @@ def parse_record(key: str, value: bytes) -> dict[str, Any]:
     peer_id = record.get("peer_id")
     if not isinstance(peer_id, str) or key != record_key(peer_id):
         raise ValueError("node record key does not name its peer")
-    binding = PeerBinding.from_json(record.get("binding", {}))
-    if binding.peer_id != peer_id:
-        raise ValueError("node record binding is for another peer")
     try:
+        binding = PeerBinding.from_json(record.get("binding") or {})
+        if binding.peer_id != peer_id:
+            raise ValueError("node record binding is for another peer")
         verify_binding(binding)
     except InvalidPeerBinding as exc:
         raise ValueError(str(exc)) from None
