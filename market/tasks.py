@@ -44,7 +44,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _task(app: Celery, name: str) -> Callable[[F], F]:
     """``app.task`` with the market's defaults (acks late, retry transient errors with backoff), typed."""
-    return cast(Callable[[F], F], app.task(name=name, acks_late=True, **RETRY))
+    return cast(Callable[[F], F], app.task(name=name, shared=False, acks_late=True, **RETRY))
 
 
 class TaskContext:

@@ -7,7 +7,9 @@ names; ``market-server worker`` runs it. Nothing is created at import time::
     app.send_task("market.spotcheck.dispatch", args=[42])
 
 Broker: ``broker_url`` (Redis or RabbitMQ) in production; without one, kombu's SQLAlchemy transport on a
-SQLite file under ``data_dir`` (``sqla+sqlite:///...``), so a single machine needs no broker server. Every
+SQLite file under ``data_dir`` (``sqla+sqlite:///...``), so a single machine needs no broker server; it
+polls once a second (kombu passes its transport options to ``create_engine`` too, so a shorter
+``polling_interval`` cannot be set there). Every
 task acks late (a worker killed mid-task leaves the message for another) and is idempotent; results are
 ignored: tasks write their effects to the database, which is what the API reads.
 """
@@ -35,7 +37,6 @@ def create_celery(settings: MarketSettings, context: TaskContext | None = None) 
         task_default_queue=settings.task_queue,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        broker_transport_options={"polling_interval": 0.2} if broker.startswith("sqla+") else {},
         timezone="UTC",
     )
     schedule = {
