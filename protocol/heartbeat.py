@@ -97,7 +97,7 @@ class Heartbeat(BaseModel):
     """First layer served (inclusive)."""
     layer_end: int = Field(gt=0, le=MAX_LAYERS)
     """One past the last layer served (exclusive), as on-chain."""
-    multiaddrs: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^/")]] = Field(
+    multiaddrs: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^/[^\x00]*$")]] = Field(
         min_length=1, max_length=MAX_MULTIADDRS
     )
     """Where the node's libp2p daemon listens, e.g. ``/ip4/10.0.0.5/tcp/4001``."""
@@ -111,7 +111,7 @@ class Heartbeat(BaseModel):
     """Free KV-cache memory, bytes."""
     timestamp: int = Field(ge=0, lt=2**63)
     """Unix seconds when the node built this heartbeat."""
-    version: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")
     """The node's software version."""
 
     @model_validator(mode="after")

@@ -39,6 +39,7 @@ MAX_LAYERS = 65_535
 _Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
 _PeerId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")]
 _Price = Annotated[int, Field(ge=0, lt=2**256)]
+_NO_NUL = r"^[^\x00]*$"  # free text is stored as is; PostgreSQL text cannot hold NUL
 
 
 class _Model(BaseModel):
@@ -91,7 +92,7 @@ class NodeView(_Model):
 
 class ModelRegistration(_Model):
     model_id: ModelId
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=_NO_NUL)
     num_layers: int = Field(ge=1, le=MAX_LAYERS)
 
 
@@ -172,7 +173,7 @@ class JobProgress(_Model):
     status: JobStatus
     tokens: int = Field(ge=0, le=MAX_TOKENS)
     """Tokens generated so far (cumulative, never decreasing)."""
-    error: str | None = Field(default=None, max_length=2000)
+    error: str | None = Field(default=None, max_length=2000, pattern=_NO_NUL)
 
 
 class JobRecord(_Model):
@@ -256,7 +257,7 @@ class SpotCheckStatus(StrEnum):
 class SpotCheckVerdict(_Model):
     passed: bool
     offending_peers: list[_PeerId] = Field(default_factory=list, max_length=64)
-    detail: str = Field(default="", max_length=4000)
+    detail: str = Field(default="", max_length=4000, pattern=_NO_NUL)
     validator: Address | None = None
 
 
