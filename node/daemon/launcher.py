@@ -7,7 +7,8 @@
     # stopped (SIGTERM, then SIGKILL after a deadline) when the block ends
 
 Each node gets its own home with freshly made keys (``market-node init`` with a light scrypt cost, since
-these are throwaway keys) and listens on a free loopback port. Readiness is a condition with a deadline:
+these are throwaway keys) and listens on a free loopback port. The DHT is off unless ``env`` turns it on
+(``LAYERMARKET_NODE_DHT=true``). Readiness is a condition with a deadline:
 the node writes its ready file once it listens.
 """
 
@@ -39,6 +40,8 @@ def _env(home: Path, extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env["LAYERMARKET_NODE_HOME"] = str(home)
     env["LAYERMARKET_NODE_PASSPHRASE"] = DEV_PASSPHRASE
+    # the DHT's background work is not what benchmarks and most tests measure; they turn it on explicitly
+    env["LAYERMARKET_NODE_DHT"] = "false"
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(extra or {})
     return env

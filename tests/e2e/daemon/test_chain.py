@@ -181,3 +181,31 @@ def test_status_command_and_metrics_report_the_work_served(tiny_llama_nodes: lis
     steps = [line for line in metrics.splitlines() if line.startswith("layermarket_node_steps_total ")]
     assert steps and float(steps[0].split()[1]) >= 3
     assert "layermarket_node_hop_seconds_bucket" in metrics
+
+
+def test_a_malformed_frame_gets_bad_frame_and_the_session_carries_on(
+    tiny_llama_nodes: list[NodeProcess], tiny_llama: Path
+) -> None:
+    import struct
+
+    garbage = b"\xc1\xc1\xc1"  # reserved msgpack bytes: a header no parser accepts
+    bad_frame = struct.pack(">IH", 2 + len(garbage), len(garbage)) + garbage
+
+    async def main() -> tuple[ErrorCode, list[int]]:
+        async with (
+            StageClient.start(step_timeout_s=20) as client,
+            client.session(_route(tiny_llama_nodes, TWO_HOPS), max_length=32) as s,
+        ):
+            first = (await s.step(PROMPT)).tokens
+            await s.route_stream.send(bad_frame)
+            try:
+                await s.receive()
+            except StageError as exc:
+                code = exc.code
+            rest = await s.generate(first, 4)  # the stream is still healthy
+            await s.close()
+            return code, [*first, *rest[:3]]
+
+    code, tokens = trio.run(main)
+    assert code == ErrorCode.BAD_FRAME
+    assert tokens == reference_tokens(tiny_llama, PROMPT, 4)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def test_a_client_finds_every_stage_of_a_model_on_the_dht(tiny_llama: Path, tmp_path: Path) -> None:
-    env = {"LAYERMARKET_NODE_DHT_REPUBLISH_S": "1"}
+    env = {"LAYERMARKET_NODE_DHT": "true", "LAYERMARKET_NODE_DHT_REPUBLISH_S": "1"}
     first = NodeProcess.start(tiny_llama, (0, 4), tmp_path / "a", env=env)
     nodes = [first]
     try:
