@@ -97,3 +97,38 @@ def test_killing_a_node_mid_session_gives_a_typed_error_within_2s_and_a_restart_
             return tokens
 
     assert_same_greedy_tokens(trio.run(fresh), reference_tokens(tiny_llama, PROMPT, 6), None)
+
+
+def test_sigterm_drains_open_sessions_and_refuses_new_ones(tiny_llama: Path, tmp_path: Path) -> None:
+    import signal
+
+    nodes = start_chain(tiny_llama, [(0, 4), (4, 8)], tmp_path)
+    try:
+        route = [n.hop for n in nodes]
+
+        async def main() -> tuple[ErrorCode, list[int]]:
+            async with (
+                StageClient.start(step_timeout_s=10) as client,
+                client.session(route, max_length=64) as open_session,
+            ):
+                tokens = list((await open_session.step(PROMPT)).tokens)
+                nodes[0].process.send_signal(signal.SIGTERM)
+                refused = None
+                with trio.fail_after(10):
+                    while refused is None:  # the signal is handled asynchronously: wait for its effect
+                        try:
+                            async with client.session(route, max_length=8) as late:
+                                await late.cancel()
+                        except TransientStageError as exc:
+                            refused = exc.code
+                for _ in range(3):
+                    tokens += (await open_session.step(tokens[-1:])).tokens
+                await open_session.close()
+                return refused, tokens
+
+        refused, tokens = trio.run(main)
+        assert refused == ErrorCode.SHUTTING_DOWN
+        assert tokens == reference_tokens(tiny_llama, PROMPT, 4)
+        assert nodes[0].process.wait(timeout=15) == 0  # exits once its last session closed
+    finally:
+        stop_all(nodes)
