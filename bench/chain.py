@@ -72,7 +72,7 @@ def run_reference(model_dir: Path, prompt: list[int], tokens: int) -> list[int]:
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     with torch.inference_mode():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=tokens, do_sample=False)
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=tokens, do_sample=False)  # type: ignore[misc]
     return [int(t) for t in out[0, len(prompt) :]]
 
 
