@@ -117,6 +117,7 @@ class StepBatcher:
                 batch.append(r)
                 seen.add(r.session_id)
         taken = {id(r) for r in batch}
+        batch.sort(key=lambda r: r.session_id)  # a stable order lets the runtime reuse the batched KV cache
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
 

@@ -109,6 +109,7 @@ class StageRuntime:
         self._state_lock = threading.Lock()  # session state: held by a forward, rollback and close
         self._tokens_served = 0
         self._steps = 0
+        self._last_batch: BatchKV | None = None  # the last batched step's cache, reused while it matches
         self._batcher = StepBatcher(
             self._run_batch, window_s=batch_window_ms / 1000.0, waiting_target=lambda: len(self.sessions)
         )
@@ -203,6 +204,7 @@ class StageRuntime:
         """Free the session's KV memory; :class:`SessionNotFound` when it is not open."""
         with self._state_lock:
             self.sessions.close(session_id)
+            self._last_batch = None  # drop the batched copy of its cache with it
 
     def rollback(self, session_id: str, n: int) -> None:
         """Forget the session's last ``n`` positions (e.g. rejected speculative tokens)."""
@@ -220,6 +222,8 @@ class StageRuntime:
             for sid in self.sessions.idle(now):
                 self.sessions.close(sid)
                 expired.append(sid)
+            if expired:
+                self._last_batch = None
         if expired:
             logger.info("expired %d idle sessions", len(expired))
         return expired
@@ -287,6 +291,7 @@ class StageRuntime:
 
     def _rollback_to(self, session: Session, length: int) -> None:
         session.length = length
+        session.kv_version += 1
         session.sampled = [(p, t) for p, t in session.sampled if p <= length]
         if isinstance(session.fingerprints, WindowAccumulator):
             session.fingerprints.rollback(length)
@@ -322,7 +327,7 @@ class StageRuntime:
 
     def _forward(self, requests: list[StepRequest], sessions: list[Session]) -> list[StepOutput]:
         new = int(requests[0].inputs.shape[0])
-        kv = BatchKV(sessions, new)
+        kv = BatchKV(sessions, new, self._last_batch)
         device = self.spec.device
         positions = torch.tensor(kv.past, device=device)[:, None] + torch.arange(new, device=device)  # (B, T)
         inputs = torch.stack([r.inputs for r in requests])  # (B, T) ids or (B, T, H) hidden
@@ -333,10 +338,12 @@ class StageRuntime:
             device=device,
             kernel=self.spec.attn_implementation,
             sliding_window=self._sliding_window,
+            kv_len=kv.kv_len,
         )
         with torch.inference_mode():
             hidden = self.stage(inputs, positions, kv, mask)  # (B, T, H)
             kv.commit()
+            self._last_batch = kv if len(sessions) > 1 else None
             if self.spec.is_last:
                 logits = self.stage.logits(hidden[:, -1])  # (B, V) float32
                 greedy = logits.argmax(dim=-1).tolist()  # one transfer for the whole batch

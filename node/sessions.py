@@ -57,6 +57,7 @@ class Session:
     ttl_s: float
     last_used: float
     length: int = 0  # positions held in the cache
+    kv_version: int = 0  # bumped by every change to the cache (step, rollback): batched caches check it
     kv: torch.Tensor | None = None  # (layers, 2, kv_heads, capacity, head_dim); None until the first step
     # last stage: (position, token) of every token sampled here, and tokens known to be in the context
     sampled: list[tuple[int, int]] = field(default_factory=list)
@@ -155,37 +156,67 @@ class SessionTable:
             return list(self._sessions)
 
 
+_HEADROOM = 32  # positions a batched cache is allocated beyond its longest row, so later steps reuse it
+
+
 class BatchKV:
     """``past_key_values`` for one forward over ``sessions``, each adding ``new`` positions.
 
     One session: K/V are written straight into its cache and attention reads a view of it (no copy).
-    Several sessions (decode, ``new == 1``): their caches are gathered once per step into one right-padded
-    tensor ``(B, layers, 2, kv_heads, max_len, head_dim)`` (zeros past each row's end, hidden by the
-    mask), each layer writes its new row with one indexed store, and :meth:`commit` copies the new
-    position back into every session's cache. That is O(B) copies per step instead of O(B x layers)
-    small ones, which matters when kernel launches, not bandwidth, bound the step.
+    Several sessions (decode, ``new == 1``): their caches are gathered into one right-padded tensor
+    ``(B, layers, 2, kv_heads, kv_len, head_dim)`` (zeros past each row's end, hidden by the mask), each
+    layer writes its new row with one indexed store, and :meth:`commit` copies the new position back into
+    every session's own cache, which stays the one source of truth. The gathered tensor has headroom and
+    is reused by the next step when it holds the same sessions and none was changed by another step since
+    (steady-state decode), so a step copies O(B) rows instead of every session's whole cache. (A rollback
+    alone would not make it stale, since it only forgets positions; it forces a fresh gather anyway.)
     """
 
-    def __init__(self, sessions: list[Session], new: int) -> None:
+    def __init__(self, sessions: list[Session], new: int, previous: BatchKV | None = None) -> None:
         self.sessions = sessions
         self.new = new
         self.past = [s.length for s in sessions]
         self._batch: torch.Tensor | None = None
+        self._versions: list[int] = []
         for session in sessions:
             if session.kv is None:
                 raise RuntimeError(f"session {session.session_id}: cache not allocated before the forward")
-        if len(sessions) > 1:
-            if new != 1:
-                raise RuntimeError("a batch of several sessions must be one-token decode steps")
-            first = assert_kv(sessions[0].kv)
+        if len(sessions) == 1:
+            return
+        if new != 1:
+            raise RuntimeError("a batch of several sessions must be one-token decode steps")
+        first = assert_kv(sessions[0].kv)
+        if previous is not None and previous._extends_to(sessions):
+            self._batch = previous._batch
+        else:
             layers, _, kv_heads, _, head_dim = first.shape
-            longest = max(self.past) + 1
-            batch = first.new_zeros((len(sessions), layers, 2, kv_heads, longest, head_dim))
+            kv_len = max(self.past) + 1 + _HEADROOM
+            batch = first.new_empty((len(sessions), layers, 2, kv_heads, kv_len, head_dim))
             for b, session in enumerate(sessions):
-                batch[b, :, :, :, : self.past[b]] = assert_kv(session.kv)[:, :, :, : self.past[b]]
+                p = self.past[b]
+                batch[b, :, :, :, :p] = assert_kv(session.kv)[:, :, :, :p]
+                # masked, but must be finite: softmax gives the padding weight 0, and 0 * NaN is NaN
+                batch[b, :, :, :, p:] = 0
             self._batch = batch
-            self._rows = torch.arange(len(sessions), device=first.device)
-            self._cols = torch.tensor(self.past, device=first.device)
+        self._rows = torch.arange(len(sessions), device=first.device)
+        self._cols = torch.tensor(self.past, device=first.device)
+
+    @property
+    def kv_len(self) -> int:
+        """Key positions the attention sees: the padded batch length, or the one session's length."""
+        if self._batch is None:
+            return self.past[0] + self.new
+        return int(self._batch.shape[4])
+
+    def _extends_to(self, sessions: list[Session]) -> bool:
+        """True when this committed batch is exactly ``sessions`` as they are now, with room for a row."""
+        return (
+            self._batch is not None
+            and len(sessions) == len(self.sessions)
+            and all(a is b for a, b in zip(sessions, self.sessions, strict=True))
+            and [s.kv_version for s in sessions] == self._versions
+            and max(s.length for s in sessions) < self._batch.shape[4]
+        )
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: object
@@ -200,7 +231,7 @@ class BatchKV:
         # advanced indices (rows, cols) around a slice put the batch dim first: (B, kv_heads, head_dim)
         self._batch[self._rows, layer_idx, 0, :, self._cols] = key_states[:, :, 0]
         self._batch[self._rows, layer_idx, 1, :, self._cols] = value_states[:, :, 0]
-        return self._batch[:, layer_idx, 0], self._batch[:, layer_idx, 1]  # (B, kv_heads, max_len, head_dim)
+        return self._batch[:, layer_idx, 0], self._batch[:, layer_idx, 1]  # (B, kv_heads, kv_len, head_dim)
 
     def commit(self) -> None:
         """Advance every session's length (and copy batched K/V home) once the forward has succeeded."""
@@ -209,6 +240,8 @@ class BatchKV:
                 p = self.past[b]
                 assert_kv(session.kv)[:, :, :, p : p + 1] = self._batch[b, :, :, :, p : p + 1]
             session.length += self.new
+            session.kv_version += 1
+        self._versions = [s.kv_version for s in self.sessions]
 
 
 def assert_kv(kv: torch.Tensor | None) -> torch.Tensor:

@@ -182,19 +182,20 @@ def attention_mask(
     device: torch.device | str,
     kernel: str,
     sliding_window: int | None,
+    kv_len: int | None = None,
 ) -> torch.Tensor | None:
     """The mask for a batch whose row b holds ``past[b]`` cached positions and ``new`` new ones.
 
-    Keys are laid out left-aligned and right-padded to ``max(past) + new``. Returns ``None`` where the
-    kernel's own causal handling is exact (one row, sdpa, no past; or one row, one new token), so the
-    common paths are the very kernels the full model runs. Shape ``(B, 1, new, max(past) + new)``: bool
+    Keys are laid out left-aligned and right-padded to ``kv_len`` (default ``max(past) + new``). Returns
+    ``None`` where the kernel's own causal handling is exact (one row, sdpa, no past; or one row, one new
+    token), so the common paths are the very kernels the full model runs. Shape ``(B, 1, new, kv_len)``: bool
     (True = attend) for sdpa, additive float for eager.
     """
     total = [p + new for p in past]
     window_matters = sliding_window is not None and max(total) > sliding_window
     if len(past) == 1 and not window_matters and (new == 1 or (past[0] == 0 and kernel == "sdpa")):
         return None
-    kv_len = max(total)
+    kv_len = max(total) if kv_len is None else kv_len
     q_pos = torch.tensor(past, device=device)[:, None] + torch.arange(new, device=device)[None, :]  # (B, T)
     k_pos = torch.arange(kv_len, device=device)[None, None, :]  # (1, 1, K)
     allowed = k_pos <= q_pos[:, :, None]  # causal, and masks each row's right padding too: (B, T, K)

@@ -92,3 +92,48 @@ def test_batched_middle_stage_hidden_states_match_solo_within_float_tolerance(
         for got, want in zip(batched_out[i], solo_out[i], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert middle.stats()["mean_batch"] > 1.5, middle.stats()
+
+
+def test_batched_cache_sees_a_rollback_and_a_solo_step_of_a_member(
+    tiny_llama: Path, load_runtime: Callable[..., Any]
+) -> None:
+    """Steady-state decode reuses the gathered batch cache; a member's rollback and a step it ran alone
+    in between must be seen by the next batched step."""
+    rt = load_runtime(tiny_llama, (0, 4), batch_window_ms=5000.0)  # flushes when all 3 sessions wait
+    solo = load_runtime(tiny_llama, (0, 4))
+    sids = ["a", "b", "c"]
+    for sid in sids:
+        rt.open(sid, 32)
+    fed: dict[str, list[int]] = {sid: [] for sid in sids}
+
+    def round_(inputs: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+
+        def one(sid: str) -> None:
+            out[sid] = rt.step(sid, torch.tensor(inputs[sid])).hidden
+
+        threads = [threading.Thread(target=one, args=(sid,)) for sid in sids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        for sid in sids:
+            fed[sid] += inputs[sid]
+        return out
+
+    round_({sid: PROMPTS[i] for i, sid in enumerate(sids)})  # prefills run one by one
+    for k in range(4):
+        round_({sid: [50 + 10 * k + i] for i, sid in enumerate(sids)})
+    rt.rollback("a", 2)
+    fed["a"] = fed["a"][:-2]
+    rt.step("a", torch.tensor([700, 701]))  # two tokens: runs alone, outside the batch
+    fed["a"] += [700, 701]
+    batches_before = rt.stats()["batches"]
+    last = {}
+    for k in range(3):
+        last = round_({sid: [900 + k + i] for i, sid in enumerate(sids)})
+    assert rt.stats()["batches"] - batches_before == 3  # still batched: one forward per round
+    for sid in sids:
+        solo.open(sid, 32)
+        want = solo.step(sid, torch.tensor(fed[sid])).hidden[-1]
+        torch.testing.assert_close(last[sid][-1], want, rtol=1e-4, atol=1e-4)
