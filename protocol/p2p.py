@@ -36,6 +36,7 @@ from protocol.messages import PROTOCOL_ID
 from protocol.wire import DEFAULT_LIMITS, Frame, Limits, StreamClosed, read_frame
 
 STAGE_PROTOCOL = TProtocol(PROTOCOL_ID)
+_READ_AHEAD = 1 << 16
 
 
 def make_host(key_pair: KeyPair) -> IHost:
@@ -61,12 +62,23 @@ class FrameStream:
         self.raw = stream
         self._limits = limits
         self._write_lock = trio.Lock()
+        # Bytes read ahead: one libp2p read usually brings a whole frame (prefix and body), and each libp2p
+        # read costs tens of microseconds of Python; at most _READ_AHEAD bytes wait here.
+        self._buffer = bytearray()
 
     async def read(self, n: int | None = None) -> bytes:
-        try:
-            return await self.raw.read(n)
-        except (BaseLibp2pError, EOFError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return b""
+        if not self._buffer:
+            try:
+                chunk = await self.raw.read(_READ_AHEAD)
+            except (BaseLibp2pError, EOFError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return b""
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        take = len(self._buffer) if n is None else min(n, len(self._buffer))
+        out = bytes(self._buffer[:take])
+        del self._buffer[:take]
+        return out
 
     async def write(self, data: bytes) -> None:
         try:
