@@ -53,4 +53,7 @@ if copy:
 for k in ("tokens_match", "split_tokens_per_s", "full_tokens_per_s", "split_overhead", "half_slice_rss_ratio"):
     print(f"stage    {k:22s} {stage.get(k)}")
 print(f"batching tokens_per_s {batching.get('tokens_per_s')}  mean_batch {batching.get('mean_batch')}")
+summary = {"build": build, "bandwidth": bw, "stage": stage, "batching": batching, "fingerprints": load("fingerprints")}
+(out / "summary.json").write_text(json.dumps(summary))
+print(json.dumps(summary))
 PYEOF
