@@ -90,7 +90,7 @@ class RouteSession:
     return_leg: FrameStream
     step_timeout_s: float
     operators: tuple[str, ...] = ()
-    sent: list[int] = field(default_factory=list)  # every token id sent, for replay elsewhere
+    sent: list[int] = field(default_factory=list)  # token ids of every answered step, for replay elsewhere
     generated: list[int] = field(default_factory=list)
     receipts: list[SignedReceipt] = field(default_factory=list)
     _inbox: trio.MemoryReceiveChannel[Message | BaseException] | None = None
@@ -102,12 +102,13 @@ class RouteSession:
         """Send token ids at ``position`` (default: after everything sent) and wait for the sampled token."""
         at = len(self.sent) if position is None else position
         await self._send(Step.with_tokens(self.session_id, self._step, at, token_ids).encode())
-        del self.sent[at:]
-        self.sent.extend(int(t) for t in token_ids)
         self._step += 1
         while True:
             message = await self._next()
             if isinstance(message, Tokens) and message.step == self._step - 1:
+                # only answered steps join the history a replay elsewhere would send
+                del self.sent[at:]
+                self.sent.extend(int(t) for t in token_ids)
                 self.receipts.extend(message.receipts)
                 self.generated.extend(message.tokens)
                 self._finished = message.finished

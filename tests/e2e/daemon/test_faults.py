@@ -64,21 +64,22 @@ def test_killing_a_node_mid_session_gives_a_typed_error_within_2s_and_a_restart_
 ) -> None:
     first, last = short_idle_nodes
 
-    async def interrupted() -> tuple[BaseException, float]:
+    async def interrupted() -> tuple[BaseException, float, list[int]]:
         async with (
             StageClient.start(step_timeout_s=10) as client,
             client.session([first.hop, last.hop], max_length=64) as s,
         ):
-            await s.generate(PROMPT, 4)
+            generated = await s.generate(PROMPT, 4)
             last.kill()
             started = time.monotonic()
             try:
-                await s.step([7])
+                await s.step(generated[-1:])
             except (StageError, TransientStageError) as exc:
-                return exc, time.monotonic() - started
+                assert s.sent == PROMPT + generated[:-1]  # the failed step is not in the history
+                return exc, time.monotonic() - started, s.sent + generated[-1:]
         raise AssertionError("a step through a killed node succeeded")
 
-    error, waited = trio.run(interrupted)
+    error, waited, history = trio.run(interrupted)
     assert isinstance(error, TransientStageError)
     assert error.code == ErrorCode.HOP_FAILED
     assert waited < 2.0
@@ -87,16 +88,17 @@ def test_killing_a_node_mid_session_gives_a_typed_error_within_2s_and_a_restart_
     short_idle_nodes[1] = restarted  # the fixture's finaliser stops it
     assert restarted.hop.peer_id == last.hop.peer_id  # same keys, same identity
 
-    async def fresh() -> list[int]:
+    async def resumed() -> list[int]:
+        # replay the interrupted session's history on the new route in one step, then carry on
         async with (
             StageClient.start(step_timeout_s=10) as client,
             client.session([first.hop, restarted.hop], max_length=64) as s,
         ):
-            tokens = await s.generate(PROMPT, 6)
+            tokens = await s.generate(history, 3)
             await s.close()
-            return tokens
+            return history[len(PROMPT) :] + tokens
 
-    assert_same_greedy_tokens(trio.run(fresh), reference_tokens(tiny_llama, PROMPT, 6), None)
+    assert_same_greedy_tokens(trio.run(resumed), reference_tokens(tiny_llama, PROMPT, 7), None)
 
 
 def test_sigterm_drains_open_sessions_and_refuses_new_ones(tiny_llama: Path, tmp_path: Path) -> None:
