@@ -1,41 +1,47 @@
-"""The indexer's event source for a real JSON-RPC chain (anvil in tests, any EVM chain in production)."""
+"""The indexer's event source for a real JSON-RPC chain, through ``protocol.chain`` (no ABI code here).
+
+    chain = Chain.connect("http://127.0.0.1:8545")
+    source = ChainEventSource(chain, Deployment.load(31337, Path("deployments")))
+    Indexer(db, source).catch_up()
+
+Logs of ``NodeStaking`` and ``SpotCheckCourt`` are fetched with one ``eth_getLogs`` per range and decoded
+by ``Chain.decode_logs`` (the bindings' ABIs); values become JSON-storable (bytes as 0x hex). Transport
+failures surface as ``protocol.chain.errors.RpcUnavailable`` (transient: the Celery task retries).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-from web3 import Web3
-from web3._utils.events import get_event_data
-
 from market.indexer import ChainLog
+from market.settings import MarketSettings
+from protocol.chain import Chain, Deployment
+from protocol.chain.client import translate_error
+
+INDEXED_CONTRACTS = ("NodeStaking", "SpotCheckCourt")
 
 
 def _plain(value: Any) -> Any:
-    """Decoded event values as JSON-storable plain values: bytes → 0x hex, addresses checksummed."""
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return to_checksum_address(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
 
 
-class Web3EventSource:
-    """Logs of the contracts at ``addresses`` decoded with ``abi`` (the contracts' event ABI entries)."""
+class ChainEventSource:
+    """The staking and court events of one deployment."""
 
-    def __init__(self, w3: Web3, addresses: list[str], abi: list[dict[str, Any]], start_block: int) -> None:
-        self._w3 = w3
-        self._addresses = [to_checksum_address(a) for a in addresses]
-        self._start = start_block
-        self._events: dict[bytes, Any] = {}
-        for entry in abi:
-            if entry.get("type") != "event" or entry.get("anonymous"):
-                continue
-            signature = f"{entry['name']}({','.join(i['type'] for i in entry['inputs'])})"
-            self._events[bytes(Web3.keccak(text=signature))] = entry
-        self._source_id = f"{w3.eth.chain_id}:{','.join(sorted(self._addresses))}"
+    def __init__(self, chain: Chain, deployment: Deployment, contracts: tuple[str, ...] = INDEXED_CONTRACTS):
+        self._chain = chain
+        self._addresses = []
+        for name in contracts:
+            address = deployment.address(name)
+            chain.contract(name, address)  # registers the address so decode_logs knows its events
+            self._addresses.append(address)
+        self._start = deployment.deploy_block
+        self._source_id = f"{deployment.chain_id}:{deployment.address('NodeStaking')}"
 
     @property
     def source_id(self) -> str:
@@ -45,46 +51,50 @@ class Web3EventSource:
         return self._start
 
     def head(self) -> int:
-        return int(self._w3.eth.block_number)
+        return self._chain.block_number()
 
     def block_hash(self, number: int) -> str | None:
         try:
-            block = self._w3.eth.get_block(number)
-        except Exception:  # web3 raises BlockNotFound (and provider-specific errors) past the head
-            return None
+            block = self._chain.w3.eth.get_block(number)
+        except Exception as exc:
+            if type(exc).__name__ == "BlockNotFound":
+                return None
+            raise translate_error(exc) from exc
         return "0x" + bytes(block["hash"]).hex()
 
     def logs(self, from_block: int, to_block: int) -> list[ChainLog]:
-        raw = self._w3.eth.get_logs(
-            {"address": self._addresses, "fromBlock": from_block, "toBlock": to_block}
-        )
+        try:
+            raw = self._chain.w3.eth.get_logs(
+                {"address": self._addresses, "fromBlock": from_block, "toBlock": to_block}  # type: ignore[typeddict-item]
+            )
+        except Exception as exc:
+            raise translate_error(exc) from exc
         out = []
         for entry in sorted(raw, key=lambda e: (e["blockNumber"], e["logIndex"])):
-            topics = entry["topics"]
-            abi = self._events.get(bytes(topics[0])) if topics else None
-            if abi is None:
-                continue
-            decoded = get_event_data(self._w3.codec, abi, entry)
-            out.append(
-                ChainLog(
-                    block_number=int(entry["blockNumber"]),
-                    block_hash="0x" + bytes(entry["blockHash"]).hex(),
-                    log_index=int(entry["logIndex"]),
-                    tx_hash="0x" + bytes(entry["transactionHash"]).hex(),
-                    name=str(decoded["event"]),
-                    args={k: _plain(v) for k, v in decoded["args"].items()},
+            for event in self._chain.decode_logs([entry]):
+                out.append(
+                    ChainLog(
+                        block_number=event.block_number,
+                        block_hash="0x" + bytes(entry["blockHash"]).hex(),
+                        log_index=event.log_index,
+                        tx_hash="0x" + event.transaction_hash.hex(),
+                        name=event.name,
+                        args={k: _plain(v) for k, v in event.args.items()},
+                    )
                 )
-            )
         return out
 
 
-__all__ = ["Web3EventSource"]
-
-
-def source_from_settings(settings: Any) -> Web3EventSource | None:
-    """The event source named by the market settings, or None when no chain is configured."""
+def source_from_settings(settings: MarketSettings) -> ChainEventSource | None:
+    """The event source named by the settings, or None when no chain is configured (chain_rpc_url)."""
     if not settings.chain_rpc_url:
         return None
-    from protocol.errors import ConfigurationError
+    chain = Chain.connect(settings.chain_rpc_url)
+    if settings.deployment_file is not None:
+        deployment = Deployment.load_file(settings.deployment_file)
+    else:
+        deployment = Deployment.load(chain.chain_id, Path("deployments"))
+    return ChainEventSource(chain, deployment)
 
-    raise ConfigurationError("chain_rpc_url is set but the contract bindings are not wired in yet")
+
+__all__ = ["INDEXED_CONTRACTS", "ChainEventSource", "source_from_settings"]

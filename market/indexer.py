@@ -42,6 +42,7 @@ STAKING_EVENTS = (
     "NodeUnfrozen",
     "NodeSlashed",
     "NodeJailed",
+    "ChallengeOpened",  # SpotCheckCourt; names the challenged operator as `node`
 )
 
 
@@ -97,7 +98,7 @@ class PollResult:
 
 
 def _operator_of(entry: ChainLog) -> str | None:
-    operator = entry.args.get("operator")
+    operator = entry.args.get("operator", entry.args.get("node"))
     return str(operator) if operator is not None else None
 
 

@@ -67,6 +67,13 @@ class TaskContext:
             self._db = Database(url)
         return self._db
 
+    def close(self) -> None:
+        """Dispose of the database engine (the worker's shutdown, or a test's)."""
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+        self._indexer = None
+
     def indexer(self) -> Indexer | None:
         if self._indexer is None:
             factory = self._event_source_factory

@@ -53,7 +53,9 @@ def create_celery(settings: MarketSettings, context: TaskContext | None = None) 
             "schedule": timedelta(seconds=settings.index_interval_s),
         }
     app.conf.beat_schedule = schedule
-    register_tasks(app, context or TaskContext(settings))
+    context = context or TaskContext(settings)
+    register_tasks(app, context)
+    app.market_context = context  # type: ignore[attr-defined]  # closed by whoever stops the worker
     return app
 
 

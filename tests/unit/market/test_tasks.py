@@ -52,6 +52,7 @@ def worker(seeder: Seeder) -> Iterator[Celery]:
         )  # a worker thread that dies at start makes start_worker wait forever
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10):
         yield app
+    app.market_context.close()  # type: ignore[attr-defined]
     app.close()
 
 
