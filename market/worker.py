@@ -55,7 +55,7 @@ def create_celery(settings: MarketSettings, context: TaskContext | None = None) 
     app.conf.beat_schedule = schedule
     context = context or TaskContext(settings)
     register_tasks(app, context)
-    app.market_context = context  # type: ignore[attr-defined]  # closed by whoever stops the worker
+    app.market_context = context  # closed by whoever stops the worker
     return app
 
 
