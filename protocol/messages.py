@@ -335,6 +335,7 @@ class Open:
     compression: Compression = "none"
     payment: PaymentTerms | None = None
     receipt_every: int = 32  # steps per signed receipt (and one more at close)
+    client_peer: str = ""  # the client's libp2p peer id: the only peer the last hop lets ATTACH
 
     kind = Kind.OPEN
 
@@ -348,6 +349,7 @@ class Open:
             "sp": self.sampling.to_dict(),
             "cp": self.compression,
             "re": self.receipt_every,
+            "cl": self.client_peer,
         }
         if self.payment is not None:
             header["pay"] = self.payment.to_wire()
@@ -365,6 +367,7 @@ class Open:
             self.compression,
             self.payment,
             self.receipt_every,
+            self.client_peer,
         )
 
     @property
@@ -403,6 +406,7 @@ class Open:
             compression=compression,
             payment=payment,
             receipt_every=_int(h, "re", "receipt_every", 1, 1 << 20),
+            client_peer=_str(h, "cl", "client peer id", 128) if "cl" in h else "",
         )
 
 

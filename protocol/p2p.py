@@ -86,6 +86,10 @@ class FrameStream:
         except (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise StreamClosed(f"stream write failed: {type(exc).__name__}") from None
 
+    def remote_peer(self) -> str:
+        """The remote's peer id (authenticated by Noise), base58."""
+        return str(self.raw.muxed_conn.peer_id.to_base58())
+
     async def receive(self) -> Frame:
         """The next frame (``StreamClosed`` at the end, ``FrameError`` for a bad frame)."""
         return await read_frame(self, self._limits)

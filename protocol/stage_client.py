@@ -214,6 +214,7 @@ class StageClient:
             compression,
             payment,
             receipt_every,
+            client_peer=self.host.get_id().to_base58(),
         )
         first, last = hops[0], hops[-1]
         route_stream = await self._dial(first, 0)

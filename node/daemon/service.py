@@ -506,6 +506,15 @@ class StageService:
                 stream, ErrorCode.UNKNOWN_SESSION, "no session with this id ends here", message.session_id
             )
             return
+        if session.open.client_peer and stream.remote_peer() != session.open.client_peer:
+            # every hop of the route knows the session id; only the client that opened it gets its tokens
+            await self._send_error(
+                stream,
+                ErrorCode.BAD_REQUEST,
+                "only the client that opened the session may attach",
+                session.sid,
+            )
+            return
         if session.sink is not None:
             await self._send_error(stream, ErrorCode.BAD_REQUEST, "return leg already attached", session.sid)
             return

@@ -209,3 +209,30 @@ def test_a_malformed_frame_gets_bad_frame_and_the_session_carries_on(
     code, tokens = trio.run(main)
     assert code == ErrorCode.BAD_FRAME
     assert tokens == reference_tokens(tiny_llama, PROMPT, 4)
+
+
+def test_only_the_client_that_opened_a_session_can_attach_to_its_tokens(
+    tiny_llama_nodes: list[NodeProcess],
+) -> None:
+    from protocol.messages import Attach, Error, parse
+    from protocol.p2p import open_stream
+
+    route = _route(tiny_llama_nodes, TWO_HOPS)
+
+    async def main() -> Error:
+        async with (
+            StageClient.start() as owner,
+            owner.session(route, max_length=16) as session,
+            StageClient.start() as thief,
+        ):
+            stream = await open_stream(thief.host, route[-1].peer_id, route[-1].addrs, timeout_s=5)
+            await stream.send(Attach(session.session_id).encode())
+            answer = parse(await stream.receive())
+            await stream.aclose()
+            assert (await session.step(PROMPT)).tokens  # the owner's return leg is untouched
+            await session.close()
+            assert isinstance(answer, Error)
+            return answer
+
+    error = trio.run(main)
+    assert error.code == ErrorCode.BAD_REQUEST and "only the client" in error.message
