@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model, (0, layers), device=args.device, dtype=args.dtype, batch_window_ms=args.window_ms
     )
     try:
-        run_concurrency(rt, 2, 4, "warmup")
+        run_concurrency(rt, 2, args.tokens, "warmup")  # first passes through each length are slow on CUDA
         runs = {
             c: max(
                 (run_concurrency(rt, c, args.tokens, f"c{c}r{r}") for r in range(args.rounds)),

@@ -91,8 +91,10 @@ def measure_speed(
         for b in split_bounds(layers, stages)
     ]
     try:
-        _full_generate(full, 8)  # warm-up: allocator, kernels, lazy imports
-        _split_generate(runtimes, 8, "warmup")
+        # warm-up over the full length: on CUDA the first pass through each sequence length is several
+        # times slower (allocator and kernel selection), for transformers and the runtime alike
+        _full_generate(full, tokens)
+        _split_generate(runtimes, tokens, "warmup")
         full_times, split_times = [], []
         full_tokens: list[int] = []
         split_tokens: list[int] = []
