@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from market.api import dashboard, health, jobs, models, nodes, spotchecks
 from market.api.deps import MarketState, Metrics
+from market.chain_source import court_domain
 from market.db import Database, migrate
 from market.directory import PoolCache
 from market.errors import MarketRequestError, MarketUnavailable
@@ -56,7 +57,10 @@ def create_app(settings: MarketSettings | None = None) -> FastAPI:
         celery = create_celery(settings)
         if settings.dev_trust_heartbeats:
             log.warning("dev_trust_heartbeats is on: nodes are routed to without on-chain stake")
-        app.state.market = MarketState(settings, db, PoolCache(settings), celery, Metrics())
+        domain = court_domain(settings)
+        if domain is None:
+            log.warning("no deployment configured: receipt signatures are stored unverified")
+        app.state.market = MarketState(settings, db, PoolCache(settings), celery, Metrics(), domain)
         try:
             yield
         finally:

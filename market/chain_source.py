@@ -18,6 +18,7 @@ from market.indexer import ChainLog
 from market.settings import MarketSettings
 from protocol.chain import Chain, Deployment
 from protocol.chain.client import translate_error
+from protocol.eip712 import Domain
 
 INDEXED_CONTRACTS = ("NodeStaking", "SpotCheckCourt")
 
@@ -97,4 +98,16 @@ def source_from_settings(settings: MarketSettings) -> ChainEventSource | None:
     return ChainEventSource(chain, deployment)
 
 
-__all__ = ["INDEXED_CONTRACTS", "ChainEventSource", "source_from_settings"]
+def court_domain(settings: MarketSettings) -> Domain | None:
+    """The EIP-712 domain receipts are signed under (the deployment's SpotCheckCourt), or None without a
+    deployment. A configured but unreadable deployment is an error, never a silent None."""
+    if settings.deployment_file is not None:
+        deployment = Deployment.load_file(settings.deployment_file)
+    elif settings.chain_rpc_url:
+        deployment = Deployment.load(Chain.connect(settings.chain_rpc_url).chain_id, Path("deployments"))
+    else:
+        return None
+    return Domain(deployment.chain_id, deployment.address("SpotCheckCourt"))
+
+
+__all__ = ["INDEXED_CONTRACTS", "ChainEventSource", "court_domain", "source_from_settings"]

@@ -8,6 +8,7 @@ receipts. Receipt ingestion is idempotent: the same (job, peer, step range) stor
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from market.errors import Conflict, NotFound, Unprocessable
 from market.models import JobRow, ModelRow, NodeRow, ReceiptRow, TokenTallyRow
 from market.planner import NoCoverage, PlannedRoute, PriceCapTooLow
 from market.settings import MarketSettings
+from protocol.eip712 import Domain, SignatureError
 from protocol.market_api import (
     Hop,
     JobProgress,
@@ -28,7 +30,10 @@ from protocol.market_api import (
     ReceiptSubmission,
     Route,
 )
+from protocol.receipts import recover_receipt_signer
 
+# Steps count prompt tokens too (a prefill step range); allow a prompt this long beyond max_tokens.
+MAX_PROMPT_STEPS = 1 << 20
 _FINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value}
 
 
@@ -162,20 +167,48 @@ def record_progress(session: Session, job_id: str, progress: JobProgress, now: i
     return job_record(session, job_id)
 
 
-def ingest_receipt(session: Session, job_id: str, receipt: ReceiptSubmission, now: int) -> ReceiptRecord:
-    """Store a hop's receipt for ``job_id`` (idempotent); the hop must be on the job's routes."""
+def _hop_of(job: JobRow, peer_id: str) -> dict[str, Any] | None:
+    for route in (job.route, *job.alternates):
+        for hop in route["hops"]:
+            if hop["peer_id"] == peer_id:
+                return dict(hop)
+    return None
+
+
+def ingest_receipt(
+    session: Session, job_id: str, receipt: ReceiptSubmission, domain: Domain | None, now: int
+) -> ReceiptRecord:
+    """Store a hop's signed receipt for ``job_id`` (idempotent).
+
+    The receipt must name a hop of the job's routes with that hop's node, model, layers and price; its
+    EIP-712 signature must recover to the node under the court's ``domain`` (when the market knows it).
+    """
     job = _job(session, job_id)
-    routes = [job.route, *job.alternates]
-    peers = {hop["peer_id"]: hop["operator"] for route in routes for hop in route["hops"]}
-    if peers.get(receipt.peer_id) != receipt.operator:
+    hop = _hop_of(job, receipt.peer_id)
+    if hop is None or hop["operator"] != receipt.node:
         raise Unprocessable(
-            f"peer {receipt.peer_id} with operator {receipt.operator} is not a hop of job {job_id}",
-            "not_a_hop",
+            f"peer {receipt.peer_id} with node {receipt.node} is not a hop of job {job_id}", "not_a_hop"
         )
-    if receipt.step_end > job.max_tokens:
+    expected = (job.model_id, hop["layer_start"], hop["layer_end"], hop["price_per_token"])
+    actual = (receipt.model_id, receipt.layer_start, receipt.layer_end, receipt.price_per_token)
+    if actual != expected:
         raise Unprocessable(
-            f"step_end {receipt.step_end} exceeds the job's max_tokens {job.max_tokens}", "steps"
+            f"receipt (model, layer_start, layer_end, price) {actual} differs from the hop's {expected}",
+            "receipt_mismatch",
         )
+    if receipt.step_end > job.max_tokens + MAX_PROMPT_STEPS:
+        raise Unprocessable(f"step_end {receipt.step_end} is beyond what job {job_id} can run", "steps")
+    verified = False
+    if domain is not None:
+        try:
+            signer = recover_receipt_signer(
+                receipt.to_receipt(), bytes.fromhex(receipt.signature[2:]), domain
+            )
+        except SignatureError as exc:
+            raise Unprocessable(f"receipt signature is invalid: {exc}", "bad_signature") from exc
+        if signer != receipt.node:
+            raise Unprocessable(f"receipt is signed by {signer}, not by node {receipt.node}", "bad_signature")
+        verified = True
     existing = session.scalars(
         select(ReceiptRow).where(
             ReceiptRow.job_id == job_id,
@@ -188,14 +221,20 @@ def ingest_receipt(session: Session, job_id: str, receipt: ReceiptSubmission, no
         existing = ReceiptRow(
             job_id=job_id,
             peer_id=receipt.peer_id,
-            operator=receipt.operator,
+            operator=receipt.node,
+            session_id=receipt.session_id.lower(),
+            model_id=receipt.model_id,
+            layer_start=receipt.layer_start,
+            layer_end=receipt.layer_end,
             step_start=receipt.step_start,
             step_end=receipt.step_end,
             tokens=receipt.tokens,
             price_per_token=str(receipt.price_per_token),
             input_digest=receipt.input_digest.lower(),
             output_commitment=receipt.output_commitment.lower(),
+            client=receipt.client,
             signature=receipt.signature,
+            signature_verified=verified,
             received_at=now,
         )
         session.add(existing)
@@ -211,6 +250,7 @@ def ingest_receipt(session: Session, job_id: str, receipt: ReceiptSubmission, no
         step_start=existing.step_start,
         step_end=existing.step_end,
         tokens=existing.tokens,
+        signature_verified=existing.signature_verified,
     )
 
 
@@ -222,13 +262,18 @@ def list_receipts(session: Session, job_id: str) -> list[ReceiptSubmission]:
     return [
         ReceiptSubmission(
             peer_id=r.peer_id,
-            operator=r.operator,
+            node=r.operator,
+            session_id=r.session_id,
+            model_id=r.model_id,
+            layer_start=r.layer_start,
+            layer_end=r.layer_end,
             step_start=r.step_start,
             step_end=r.step_end,
-            tokens=r.tokens,
-            price_per_token=int(r.price_per_token),
             input_digest=r.input_digest,
             output_commitment=r.output_commitment,
+            tokens=r.tokens,
+            price_per_token=int(r.price_per_token),
+            client=r.client,
             signature=r.signature,
         )
         for r in rows

@@ -31,6 +31,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.heartbeat import Address, ModelId, Signature
+from protocol.receipts import Receipt
 
 MAX_TOKENS = 1_000_000
 MAX_TRANSCRIPT_TOKENS = 131_072
@@ -192,23 +193,55 @@ class JobRecord(_Model):
 
 
 class ReceiptSubmission(_Model):
-    """A hop's signed receipt for a range of decode steps, as the client received it."""
+    """A hop's EIP-712 receipt (``protocol.receipts.Receipt``) for a range of steps, as the client got it.
+
+    Fields mirror the receipt's EIP-712 type one to one (bytes32 as 0x hex); ``peer_id`` says which hop of
+    the job's route signed it. The market verifies the signature under the court's domain when it knows
+    the deployment, and always checks that node, model, layers and price are those of a hop of the job.
+    """
 
     peer_id: _PeerId
-    operator: Address
-    step_start: int = Field(ge=0, le=MAX_TOKENS)
-    step_end: int = Field(ge=1, le=MAX_TOKENS)
-    tokens: int = Field(ge=0, le=MAX_TOKENS)
-    price_per_token: _Price
+    node: Address
+    """The signing node's operator address."""
+    session_id: _Hex32
+    model_id: ModelId
+    layer_start: int = Field(ge=0, lt=MAX_LAYERS)
+    layer_end: int = Field(gt=0, le=MAX_LAYERS)
+    step_start: int = Field(ge=0, lt=2**32)
+    step_end: int = Field(ge=1, lt=2**32)
     input_digest: _Hex32
-    output_commitment: str = Field(pattern=r"^0x([0-9a-fA-F]{2}){1,4096}$")
+    output_commitment: _Hex32
+    tokens: int = Field(ge=0, lt=2**32)
+    price_per_token: _Price
+    client: Address
     signature: Signature
 
     @model_validator(mode="after")
-    def _steps_in_order(self) -> ReceiptSubmission:
+    def _ranges_in_order(self) -> ReceiptSubmission:
         if self.step_end <= self.step_start:
             raise ValueError("step_end must be greater than step_start: steps are [step_start, step_end)")
+        if self.layer_end <= self.layer_start:
+            raise ValueError(
+                "layer_end must be greater than layer_start: layers are [layer_start, layer_end)"
+            )
         return self
+
+    def to_receipt(self) -> Receipt:
+        """The ``protocol.receipts.Receipt`` these fields describe (to verify or challenge it)."""
+        return Receipt(
+            node=self.node,
+            session_id=bytes.fromhex(self.session_id[2:]),
+            model_id=bytes.fromhex(self.model_id[2:]),
+            layer_start=self.layer_start,
+            layer_end=self.layer_end,
+            step_start=self.step_start,
+            step_end=self.step_end,
+            input_digest=bytes.fromhex(self.input_digest[2:]),
+            output_commitment=bytes.fromhex(self.output_commitment[2:]),
+            tokens=self.tokens,
+            price_per_token=self.price_per_token,
+            client=self.client,
+        )
 
 
 class ReceiptRecord(_Model):
@@ -218,6 +251,9 @@ class ReceiptRecord(_Model):
     step_start: int
     step_end: int
     tokens: int
+    signature_verified: bool
+    """True when the market checked the signature under the court's EIP-712 domain; False when it knows
+    no deployment (development without a chain): validators and the court still check it."""
 
 
 # ------------------------------------------------------------------ spot checks

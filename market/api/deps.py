@@ -16,6 +16,7 @@ from market.db import Database
 from market.directory import PoolCache
 from market.errors import Unauthorized
 from market.settings import MarketSettings
+from protocol.eip712 import Domain
 
 
 class Metrics:
@@ -47,6 +48,8 @@ class MarketState:
     pools: PoolCache
     celery: Celery
     metrics: Metrics
+    receipt_domain: Domain | None = None
+    """The court's EIP-712 domain receipts are verified under; None without a deployment."""
 
 
 def get_state(request: Request) -> MarketState:

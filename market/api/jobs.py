@@ -55,9 +55,11 @@ def progress(job_id: JobIdPath, body: JobProgress, session: DbSession, now: Now)
 
 
 @router.post("/v1/jobs/{job_id}/receipts", response_model=ReceiptRecord, status_code=201, responses=_ERRORS)
-def receipt(job_id: JobIdPath, body: ReceiptSubmission, session: DbSession, now: Now) -> ReceiptRecord:
-    """Store a hop's signed receipt for this job (the same receipt twice is stored once)."""
-    return jobs.ingest_receipt(session, job_id, body, now)
+def receipt(
+    job_id: JobIdPath, body: ReceiptSubmission, state: State, session: DbSession, now: Now
+) -> ReceiptRecord:
+    """Store a hop's signed EIP-712 receipt for this job (the same receipt twice is stored once)."""
+    return jobs.ingest_receipt(session, job_id, body, state.receipt_domain, now)
 
 
 @router.get("/v1/jobs/{job_id}/receipts", response_model=list[ReceiptSubmission], responses=_ERRORS)

@@ -15,7 +15,7 @@ from kombu import Connection
 
 from market.worker import create_celery
 from tests.integration.market.conftest import Backend
-from tests.unit.market.helpers import MODEL_ID, Seeder, peer_id
+from tests.unit.market.helpers import MODEL_ID, Seeder, peer_id, signed_receipt
 from tests.unit.market.test_tasks import wait_for
 
 pytestmark = [
@@ -54,17 +54,7 @@ def test_job_life_from_heartbeat_to_spot_check_verdict(
 
     job = capped["job_id"]
     hop = capped["route"]["hops"][0]
-    receipt = {
-        "peer_id": hop["peer_id"],
-        "operator": hop["operator"],
-        "step_start": 0,
-        "step_end": 16,
-        "tokens": 16,
-        "price_per_token": 30,
-        "input_digest": "0x" + "01" * 32,
-        "output_commitment": "0x" + "02" * 258,
-        "signature": "0x" + "03" * 65,
-    }
+    receipt = signed_receipt(hop, 0, 0, 16)
     assert client.post(f"/v1/jobs/{job}/receipts", json=receipt).status_code == 201
     assert client.post(f"/v1/jobs/{job}/receipts", json=receipt).status_code == 201
     done = client.post(f"/v1/jobs/{job}/progress", json={"status": "completed", "tokens": 16}).json()

@@ -11,7 +11,9 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from market.indexer import ChainLog, Indexer
+from protocol.eip712 import Domain
 from protocol.heartbeat import Heartbeat, sign_heartbeat
+from protocol.receipts import Receipt, sign_receipt
 
 MODEL_ID = "0x" + "ab" * 32
 
@@ -43,6 +45,33 @@ def heartbeat(index: int, start: int, end: int, **overrides: Any) -> dict[str, A
     fields.update(overrides)
     signed = sign_heartbeat(Heartbeat.model_validate(fields), key(index))
     return signed.model_dump(mode="json")
+
+
+COURT = Domain(31337, "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0")
+CLIENT = Account.from_key(key(99)).address
+
+
+def signed_receipt(
+    hop: dict[str, Any], index: int, step_start: int = 0, step_end: int = 4, domain: Domain = COURT
+) -> dict[str, Any]:
+    """The JSON body of POST /v1/jobs/{id}/receipts for ``hop``, signed by node ``index`` under ``domain``."""
+    receipt = Receipt(
+        node=hop["operator"],
+        session_id=b"\x01" * 32,
+        model_id=bytes.fromhex(MODEL_ID[2:]),
+        layer_start=hop["layer_start"],
+        layer_end=hop["layer_end"],
+        step_start=step_start,
+        step_end=step_end,
+        input_digest=b"\x02" * 32,
+        output_commitment=b"\x03" * 32,
+        tokens=step_end - step_start,
+        price_per_token=hop["price_per_token"],
+        client=CLIENT,
+    )
+    signature = sign_receipt(receipt, key(index), domain)
+    body = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in vars(receipt).items()}
+    return {"peer_id": hop["peer_id"], **body, "signature": "0x" + signature.hex()}
 
 
 @dataclass

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.market.helpers import MODEL_ID, Seeder, heartbeat, peer_id
+from market.app import create_app
+from market.settings import MarketSettings
+from protocol.chain import Deployment
+from protocol.eip712 import Domain
+from tests.unit.market.helpers import CLIENT, COURT, MODEL_ID, Seeder, heartbeat, peer_id, signed_receipt
 
 
 def test_healthz_and_metrics_answer(client: TestClient) -> None:
@@ -121,38 +128,68 @@ def test_stale_node_drops_out_of_routes(seeder: Seeder, market_settings: object)
     assert response.status_code == 422
 
 
-def test_job_progress_receipts_and_their_rules(seeder: Seeder) -> None:
+def test_job_progress_and_its_rules(seeder: Seeder) -> None:
     seeder.model(8)
     seeder.node(0, 0, 8)
-    quote = seeder.client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 10}).json()
-    job = quote["job_id"]
-    hop = quote["route"]["hops"][0]
-    receipt = {
-        "peer_id": hop["peer_id"],
-        "operator": hop["operator"],
-        "step_start": 0,
-        "step_end": 4,
-        "tokens": 4,
-        "price_per_token": 100,
-        "input_digest": "0x" + "01" * 32,
-        "output_commitment": "0x" + "02" * 64,
-        "signature": "0x" + "03" * 65,
-    }
-    first = seeder.client.post(f"/v1/jobs/{job}/receipts", json=receipt)
-    again = seeder.client.post(f"/v1/jobs/{job}/receipts", json=receipt)
-    assert first.status_code == again.status_code == 201
-    assert first.json()["id"] == again.json()["id"]
-    stranger = seeder.client.post(f"/v1/jobs/{job}/receipts", json={**receipt, "peer_id": peer_id(9)})
-    assert stranger.status_code == 422 and stranger.json()["error"] == "not_a_hop"
+    job = seeder.client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 10}).json()["job_id"]
     running = seeder.client.post(f"/v1/jobs/{job}/progress", json={"status": "running", "tokens": 4})
-    assert running.json()["tokens"] == 4 and running.json()["receipts"] == 1
+    assert running.json()["tokens"] == 4 and running.json()["status"] == "running"
     back = seeder.client.post(f"/v1/jobs/{job}/progress", json={"status": "running", "tokens": 3})
     assert back.status_code == 409
+    too_many = seeder.client.post(f"/v1/jobs/{job}/progress", json={"status": "running", "tokens": 11})
+    assert too_many.status_code == 422
     done = seeder.client.post(f"/v1/jobs/{job}/progress", json={"status": "completed", "tokens": 10})
     assert done.json()["status"] == "completed"
     reopen = seeder.client.post(f"/v1/jobs/{job}/progress", json={"status": "running", "tokens": 10})
     assert reopen.status_code == 409
-    assert len(seeder.client.get(f"/v1/jobs/{job}/receipts").json()) == 1
+
+
+@pytest.fixture
+def court_client(tmp_path: Path) -> Iterator[TestClient]:
+    """A market that knows the deployment, so it verifies receipt signatures under the court's domain."""
+    contracts = {name: "0x" + f"{i + 1:040x}" for i, name in enumerate(["MarketToken", "NodeStaking"])}
+    contracts["SpotCheckCourt"] = COURT.verifying_contract
+    path = Deployment(31337, 1, CLIENT, contracts).save(tmp_path / "deployments")
+    settings = MarketSettings(data_dir=tmp_path, planner_refresh_s=0.0, deployment_file=path)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_signed_receipts_are_verified_stored_once_and_checked_against_the_route(
+    court_client: TestClient,
+) -> None:
+    seeder = Seeder(court_client)
+    seeder.model(8)
+    seeder.node(0, 0, 8)
+    quote = court_client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 10}).json()
+    job, hop = quote["job_id"], quote["route"]["hops"][0]
+    body = signed_receipt(hop, 0)
+    first = court_client.post(f"/v1/jobs/{job}/receipts", json=body)
+    again = court_client.post(f"/v1/jobs/{job}/receipts", json=body)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"] and first.json()["signature_verified"] is True
+    assert court_client.get(f"/v1/jobs/{job}/receipts").json() == [body]
+    assert court_client.get(f"/v1/jobs/{job}").json()["receipts"] == 1
+
+    forged = signed_receipt(hop, 5, step_start=4, step_end=8)  # signed by another key
+    response = court_client.post(f"/v1/jobs/{job}/receipts", json=forged)
+    assert response.status_code == 422 and response.json()["error"] == "bad_signature"
+    other_domain = signed_receipt(hop, 0, 4, 8, domain=Domain(1, COURT.verifying_contract))
+    assert court_client.post(f"/v1/jobs/{job}/receipts", json=other_domain).json()["error"] == "bad_signature"
+    cheaper = {**signed_receipt(hop, 0, 4, 8), "price_per_token": 1}
+    assert court_client.post(f"/v1/jobs/{job}/receipts", json=cheaper).json()["error"] == "receipt_mismatch"
+    stranger = {**signed_receipt(hop, 0, 4, 8), "peer_id": peer_id(9)}
+    assert court_client.post(f"/v1/jobs/{job}/receipts", json=stranger).json()["error"] == "not_a_hop"
+
+
+def test_receipts_without_a_deployment_are_stored_marked_unverified(seeder: Seeder) -> None:
+    seeder.model(8)
+    seeder.node(0, 0, 8)
+    quote = seeder.client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 10}).json()
+    response = seeder.client.post(
+        f"/v1/jobs/{quote['job_id']}/receipts", json=signed_receipt(quote["route"]["hops"][0], 0)
+    )
+    assert response.status_code == 201 and response.json()["signature_verified"] is False
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:
