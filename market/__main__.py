@@ -1,0 +1,5 @@
+"""``python -m market`` is ``market-server``."""
+
+from market.cli import main
+
+main()
