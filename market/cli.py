@@ -56,9 +56,12 @@ def _app_from_env() -> object:
 @click.option("--concurrency", type=int, default=2, show_default=True)
 def worker(beat: bool, concurrency: int) -> None:
     """Run a Celery worker for the market's tasks (indexing, probes, reputation, spot-check dispatch)."""
+    from market.db import migrate as run_migrations
     from market.worker import create_celery
 
     settings = MarketSettings()
+    if settings.auto_migrate:
+        run_migrations(settings.resolved_database_url())
     app = create_celery(settings)
     argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", settings.task_queue]
     if beat:

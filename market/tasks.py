@@ -18,6 +18,7 @@ validator must treat a spot-check id idempotently), never zero times.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -57,15 +58,19 @@ class TaskContext:
         self._db: Database | None = None
         self._event_source_factory = event_source
         self._indexer: Indexer | None = None
+        # Worker threads open the database on first use; Alembic's migration context is process-global,
+        # so the first opening (and its migration) must happen once, under a lock.
+        self._lock = threading.Lock()
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            url = self.settings.resolved_database_url()
-            if self.settings.auto_migrate:
-                migrate(url)
-            self._db = Database(url)
-        return self._db
+        with self._lock:
+            if self._db is None:
+                url = self.settings.resolved_database_url()
+                if self.settings.auto_migrate:
+                    migrate(url)
+                self._db = Database(url)
+            return self._db
 
     def close(self) -> None:
         """Dispose of the database engine (the worker's shutdown, or a test's)."""
@@ -75,6 +80,11 @@ class TaskContext:
         self._indexer = None
 
     def indexer(self) -> Indexer | None:
+        db = self.db
+        with self._lock:
+            return self._make_indexer(db)
+
+    def _make_indexer(self, db: Database) -> Indexer | None:
         if self._indexer is None:
             factory = self._event_source_factory
             if factory is None:
@@ -84,9 +94,7 @@ class TaskContext:
             source = factory()
             if source is None:
                 return None
-            self._indexer = Indexer(
-                self.db, source, self.settings.reorg_depth, self.settings.index_batch_blocks
-            )
+            self._indexer = Indexer(db, source, self.settings.reorg_depth, self.settings.index_batch_blocks)
         return self._indexer
 
 
