@@ -15,6 +15,8 @@ import uvicorn
 
 from market.app import create_app
 from market.settings import MarketSettings
+from tests.integration.market.conftest import _postgres_database
+from tests.settings import TestSettings
 
 
 def free_port() -> int:
@@ -29,11 +31,23 @@ class LiveMarket:
     settings: MarketSettings
 
 
-@pytest.fixture(scope="module")
-def live_market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMarket]:
-    data_dir: Path = tmp_path_factory.mktemp("market")
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def live_market(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, test_settings: TestSettings
+) -> Iterator[LiveMarket]:
+    """The server on SQLite, then on PostgreSQL (skipped, with the reason, when it is unreachable)."""
+    if request.param == "sqlite":
+        yield from _serve(tmp_path_factory.mktemp("market"), None)
+    else:
+        for url in _postgres_database(test_settings):
+            yield from _serve(tmp_path_factory.mktemp("market"), url)
+
+
+def _serve(data_dir: Path, database_url: str | None) -> Iterator[LiveMarket]:
     port = free_port()
-    settings = MarketSettings(data_dir=data_dir, host="127.0.0.1", port=port, planner_refresh_s=0.0)
+    settings = MarketSettings(
+        data_dir=data_dir, database_url=database_url, host="127.0.0.1", port=port, planner_refresh_s=0.0
+    )
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
