@@ -1,11 +1,13 @@
 """Continuous batching: decode steps of different sessions that arrive within a short window run as one
 batched forward.
 
-Callers (the daemon's worker threads) block in :meth:`StepBatcher.submit`; one scheduler thread owns the
-model. It takes the oldest waiting request; a multi-token step (prefill, replay) runs alone at once; a
+Callers (the daemon's worker threads) block in :meth:`StepBatcher.submit`; one forward runs at a time,
+in the scheduler thread, or inline in the caller's thread when nothing could join it anyway. The
+scheduler takes the oldest waiting request; a multi-token step (prefill, replay) runs alone at once; a
 one-token decode waits up to ``window_s`` for decodes of other sessions, or less when every open session
-is already waiting, then all of them (one per session, in arrival order) run together. Steps that arrive
-while a forward runs are simply in the next batch, so a busy stage is never idle between batches.
+is already waiting, then all of them (one per session, ordered by session id so that the runtime can
+reuse the batched cache) run together. Steps that arrive while a forward runs are simply in the next
+batch, so a busy stage is never idle between batches.
 
 The window stretches to a quarter of the last batched forward's duration when that is longer: the
 sessions of the last batch come back a few scheduler-thread wake-ups later, and splitting them over two
@@ -65,20 +67,38 @@ class StepBatcher:
         self._pending: list[StepRequest] = []
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="stage-batcher", daemon=True)
-        self._thread.start()
         self.batches = 0
         self.batched_steps = 0
         self._last_forward_s = 0.0
+        self._busy = False  # a batch is running, in the scheduler thread or inline in a caller's
+        self._thread = threading.Thread(target=self._loop, name="stage-batcher", daemon=True)
+        self._thread.start()
 
     def submit(self, request: StepRequest) -> Any:
-        """Queue ``request`` and block until it ran; returns its result or raises its error."""
+        """Run ``request`` (batched with others when they come) and block until it ran; returns its result
+        or raises its error.
+
+        When nothing runs or waits and no other session could join (a prefill, or the only open
+        session's decode), the step runs right here in the caller's thread: no hand-off to the scheduler
+        thread and back, which on a busy CPU costs a scheduling delay per hop.
+        """
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the stage runtime is shut down")
-            self._pending.append(request)
-            self._cond.notify_all()
-        request.done.wait()
+            inline = (
+                not self._busy
+                and not self._pending
+                and (not request.is_decode or self._waiting_target() <= 1)
+            )
+            if inline:
+                self._busy = True
+            else:
+                self._pending.append(request)
+                self._cond.notify_all()
+        if inline:
+            self._execute([request])
+        else:
+            request.done.wait()
         if request.error is not None:
             raise request.error
         return request.result
@@ -91,7 +111,7 @@ class StepBatcher:
 
     def _take(self) -> list[StepRequest] | None:
         """Under the lock: wait for work and pick the next batch (None once closed)."""
-        while not self._pending and not self._closed:
+        while (not self._pending or self._busy) and not self._closed:
             self._cond.wait()
         if self._closed:
             for r in self._pending:
@@ -102,6 +122,7 @@ class StepBatcher:
         oldest = self._pending[0]
         if not oldest.is_decode:
             self._pending.pop(0)
+            self._busy = True
             return [oldest]
         deadline = oldest.arrived + max(self._window_s, 0.25 * self._last_forward_s)
         while not self._closed:
@@ -119,6 +140,7 @@ class StepBatcher:
         taken = {id(r) for r in batch}
         batch.sort(key=lambda r: r.session_id)  # a stable order lets the runtime reuse the batched KV cache
         self._pending = [r for r in self._pending if id(r) not in taken]
+        self._busy = True
         return batch
 
     def _loop(self) -> None:
@@ -127,21 +149,28 @@ class StepBatcher:
                 batch = self._take()
             if batch is None:
                 return
-            started = time.monotonic()
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # the scheduler thread must survive any one bad batch
-                logger.exception("stage batch of %d failed", len(batch))
-                for r in batch:
-                    if not r.done.is_set():
-                        r.error = exc
-            finally:
-                for r in batch:
-                    r.done.set()
+            self._execute(batch)
+
+    def _execute(self, batch: list[StepRequest]) -> None:
+        """Run one batch (the caller set ``_busy``); settles every request, then frees the model."""
+        started = time.monotonic()
+        try:
+            self._run_batch(batch)
+        except BaseException as exc:  # the scheduler thread must survive any one bad batch
+            logger.exception("stage batch of %d failed", len(batch))
+            for r in batch:
+                if r.result is None and r.error is None:
+                    r.error = exc
+        finally:
             if batch[0].is_decode:
                 self._last_forward_s = time.monotonic() - started
             self.batches += 1
             self.batched_steps += len(batch)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+            for r in batch:
+                r.done.set()
 
 
 __all__ = ["BatcherClosed", "StepBatcher", "StepRequest"]
