@@ -53,7 +53,13 @@ def _app_from_env() -> object:
 
 @group.command()
 @click.option("--beat/--no-beat", default=False, help="Also run the periodic scheduler (one per deployment).")
-@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Threads (ignored with the embedded broker).",
+)
 def worker(beat: bool, concurrency: int) -> None:
     """Run a Celery worker for the market's tasks (indexing, probes, reputation, spot-check dispatch)."""
     from market.db import migrate as run_migrations
@@ -63,7 +69,12 @@ def worker(beat: bool, concurrency: int) -> None:
     if settings.auto_migrate:
         run_migrations(settings.resolved_database_url())
     app = create_celery(settings)
-    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", settings.task_queue]
+    if settings.resolved_broker_url().startswith("sqla+"):
+        # kombu's SQLAlchemy transport shares sessions between the consumer and publishing threads:
+        # with the embedded broker, one thread does everything.
+        argv = ["worker", "--pool=solo", "-Q", settings.task_queue]
+    else:
+        argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", settings.task_queue]
     if beat:
         argv.append("--beat")
     app.worker_main(argv)

@@ -16,9 +16,14 @@ ignored: tasks write their effects to the database, which is what the API reads.
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 from celery import Celery
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.transport.sqlalchemy import Channel as SqlaChannel
+from sqlalchemy.exc import SADeprecationWarning
 
 from market.settings import MarketSettings
 from market.tasks import TaskContext, register_tasks
@@ -53,10 +58,38 @@ def create_celery(settings: MarketSettings, context: TaskContext | None = None) 
             "schedule": timedelta(seconds=settings.index_interval_s),
         }
     app.conf.beat_schedule = schedule
+    if broker.startswith("sqla+"):
+        _declare_queues(broker, (settings.task_queue, settings.spotcheck_queue))
     context = context or TaskContext(settings)
     register_tasks(app, context)
     app.market_context = context  # closed by whoever stops the worker
     return app
+
+
+def _declare_queues(broker: str, names: tuple[str, ...]) -> None:
+    """Create the embedded broker's queue rows once, from one thread, before anything else runs.
+
+    kombu's SQLAlchemy transport creates a queue's row on first use and does not roll back when two
+    processes race to create it (the embedded beat and the consumer do, on a fresh broker file): the
+    loser's session stays broken and every later publish from it fails. Declaring first removes the race.
+    """
+    with warnings.catch_warnings(), Connection(broker) as connection:  # not the app's pools
+        # kombu's table mappings use lazy="noload", deprecated in SQLAlchemy 2.1; they are configured once
+        # per process, here, so the warning (kombu's to fix, not ours) is silenced here only.
+        warnings.filterwarnings(
+            "ignore", message="The ``noload`` loader strategy", category=SADeprecationWarning
+        )
+        channel = connection.channel()
+        for name in names:
+            Queue(name, Exchange(name, type="direct"), routing_key=name)(channel).declare()
+        channel.close()
+        hostname = connection.hostname
+    # The transport caches its engine per URL at class level; an SQLite engine must not survive into the
+    # process the worker forks for the embedded beat (SQLite connections do not cross a fork): drop it,
+    # and the first real use opens a new one.
+    cached = SqlaChannel._engines.pop(hostname, None)
+    if cached is not None:
+        cached[0].dispose()
 
 
 __all__ = ["create_celery"]

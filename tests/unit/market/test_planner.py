@@ -87,6 +87,15 @@ def test_excluded_peer_is_never_routed_to() -> None:
     assert pool.route(exclude_peers=["12D3KooWa"]).primary.hops[0].node.peer_id == "12D3KooWb"
 
 
+def test_spreading_stays_within_epsilon_of_the_best_replica() -> None:
+    pool = Pool(
+        4, [node("best", 0, 4, step=10.0), node("near", 0, 4, step=10.5), node("far", 0, 4, step=13.0)]
+    )
+    rng = random.Random(0)
+    chosen = {pool.route(rng=rng).primary.hops[0].node.peer_id for _ in range(100)}
+    assert chosen == {"12D3KooWbest", "12D3KooWnear"}
+
+
 def test_load_spreads_over_equal_replicas() -> None:
     pool = Pool(4, [node(f"r{i}", 0, 4) for i in range(4)])
     rng = random.Random(0)
@@ -133,7 +142,7 @@ def test_route_is_as_fast_as_exhaustive_search(
         node(f"n{i}", min(s, layers - 1), min(layers, max(s + 1, min(s, layers - 1) + w)), step=t, rtt=r)
         for i, (s, w, t, r) in enumerate(specs)
     ]
-    pool = Pool(layers, nodes)
+    pool = Pool(layers, nodes, spread_epsilon=0.0)  # no load spreading: the optimum itself
     expected = _brute_force_best(pool)
     if expected == float("inf"):
         with pytest.raises(NoCoverage):
