@@ -7,10 +7,12 @@ on each backend (SQLite, PostgreSQL).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import base58
 import pytest
+from fastapi.testclient import TestClient
 
 from market.chain_source import ChainEventSource
 from market.db import Database, migrate
@@ -20,15 +22,18 @@ from protocol.chain import (
     AnvilNotFound,
     Chain,
     Deployment,
+    DeployParams,
     MarketToken,
     NodeRecord,
     NodeStaking,
+    SpotCheckCourt,
     deploy,
     start_anvil,
 )
 from protocol.chain.anvil import AnvilProcess
+from protocol.receipts import Receipt, sign_receipt
 from tests.integration.market.conftest import Backend
-from tests.unit.market.helpers import MODEL_ID, peer_id
+from tests.unit.market.helpers import MODEL_ID, Seeder, heartbeat, peer_id
 
 pytestmark = pytest.mark.timeout(120)
 TOKEN = 10**18
@@ -116,3 +121,69 @@ def test_indexer_follows_staking_across_restart_and_reorg(
             "NodeRegistered",
         ]
     db.dispose()
+
+
+def test_node_slashed_by_the_court_stops_being_routed_to(
+    backend: Backend, anvil: AnvilProcess, deployment: tuple[Chain, Deployment], client: TestClient
+) -> None:
+    """The whole path: stake and register on-chain → indexed → heartbeat → routable → challenged,
+    voted, resolved in the real court → indexed (frozen, slashed, jailed) → no longer routable."""
+    owner, deployed = deployment
+    keys = [a.private_key for a in anvil.accounts]
+    node, challenger = owner.with_account(keys[1]), owner.with_account(keys[6])
+    validators = [owner.with_account(k) for k in keys[3:6]]
+    token = MarketToken(owner, deployed.address("MarketToken"))
+    for who in (node, *validators, challenger):
+        token.mint(who.address, 100_000 * TOKEN)
+        for spender in ("NodeStaking", "SpotCheckCourt"):
+            MarketToken(who, deployed.address("MarketToken")).approve(deployed.address(spender), 2**256 - 1)
+    staking = NodeStaking(node, deployed.address("NodeStaking"))
+    staking.bond(400 * TOKEN)
+    staking.register(
+        NodeRecord(base58.b58decode(peer_id(1)), bytes.fromhex(MODEL_ID[2:]), 0, 16, 7, b"\x00" * 32)
+    )
+    for v in validators:
+        SpotCheckCourt(v, deployed.address("SpotCheckCourt")).bond_validator(
+            DeployParams().min_validator_bond
+        )
+    _rpc(owner, "evm_increaseTime", 1)  # validators must have bonded before the challenge opens
+    _rpc(owner, "evm_mine")
+
+    state = client.app.state.market  # type: ignore[attr-defined]
+    indexer = Indexer(state.db, ChainEventSource(Chain.connect(anvil.rpc_url), deployed), reorg_depth=8)
+    indexer.catch_up()
+    seeder = Seeder(client)
+    seeder.model(16)
+    ack = client.post(
+        "/v1/nodes/heartbeat", json=heartbeat(1, 0, 16, private_key=keys[1], price_per_token=7)
+    ).json()
+    assert ack["routable"] is True, ack
+    assert client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 4}).status_code == 201
+
+    court = SpotCheckCourt(challenger, deployed.address("SpotCheckCourt"))
+    receipt = Receipt(node.address, b"\x5e" * 32, bytes.fromhex(MODEL_ID[2:]), 0, 16, 0, 32,
+                      b"\x03" * 32, b"\x04" * 32, 32, 7, anvil.accounts[2].address)  # fmt: skip
+    signature = sign_receipt(receipt, keys[1], court.domain())
+    evidence, salt = b"recomputed fingerprints", b"\x99" * 32
+    court.commit_challenge(court.challenge_commitment(challenger.address, receipt, evidence, salt))
+    digest = (
+        court.challenge(receipt, signature, evidence, salt).named("ChallengeOpened")[0].args["receiptDigest"]
+    )
+    for v in validators:
+        SpotCheckCourt(v, deployed.address("SpotCheckCourt")).vote(digest, True)
+    _rpc(owner, "evm_increaseTime", DeployParams().voting_period + 1)
+    _rpc(owner, "evm_mine")
+    court.resolve(digest)
+
+    indexer.catch_up()
+    with state.db.session() as session:
+        names = [e.name for e in session.query(ChainEventRow).order_by(ChainEventRow.block_number)]
+        row = session.get(OperatorRow, node.address)
+    assert {"ChallengeOpened", "NodeFrozen", "NodeSlashed", "NodeJailed"} <= set(names)
+    assert row is not None and int(row.slashed) == 400 * TOKEN * DeployParams().slash_bps // 10_000
+    assert row.jailed_until > int(time.time())
+    again = heartbeat(1, 0, 16, private_key=keys[1], price_per_token=7, timestamp=int(time.time()) + 1)
+    ack = client.post("/v1/nodes/heartbeat", json=again).json()
+    assert ack["routable"] is False and "jailed" in ack["reason"]
+    refused = client.post("/v1/quotes", json={"model_id": MODEL_ID, "max_tokens": 4})
+    assert refused.status_code == 422 and refused.json()["error"] == "no_route"

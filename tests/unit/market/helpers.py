@@ -27,10 +27,14 @@ def peer_id(index: int) -> str:
     return base58.b58encode(bytes([0, 36, 8, 1, 18, 32]) + index.to_bytes(32, "big")).decode()
 
 
-def heartbeat(index: int, start: int, end: int, **overrides: Any) -> dict[str, Any]:
+def heartbeat(
+    index: int, start: int, end: int, *, private_key: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """A signed heartbeat body for node ``index`` (its key, or ``private_key``, e.g. an anvil account's)."""
+    signing_key = private_key or key(index)
     fields: dict[str, Any] = {
         "peer_id": peer_id(index),
-        "operator": Account.from_key(key(index)).address,
+        "operator": Account.from_key(signing_key).address,
         "model_id": MODEL_ID,
         "layer_start": start,
         "layer_end": end,
@@ -43,7 +47,7 @@ def heartbeat(index: int, start: int, end: int, **overrides: Any) -> dict[str, A
         "version": "0.1.0",
     }
     fields.update(overrides)
-    signed = sign_heartbeat(Heartbeat.model_validate(fields), key(index))
+    signed = sign_heartbeat(Heartbeat.model_validate(fields), signing_key)
     return signed.model_dump(mode="json")
 
 
