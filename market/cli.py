@@ -76,7 +76,9 @@ def worker(beat: bool, concurrency: int) -> None:
     else:
         argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", settings.task_queue]
     if beat:
-        argv.append("--beat")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # beat's schedule state lives with the rest of the market's files, not in the working directory
+        argv += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
     app.worker_main(argv)
 
 
