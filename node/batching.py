@@ -70,6 +70,8 @@ class StepBatcher:
         self.batches = 0
         self.batched_steps = 0
         self._last_forward_s = 0.0
+        self._last_finished = 0.0
+        self._last_sessions: set[str] = set()
         self._busy = False  # a batch is running, in the scheduler thread or inline in a caller's
         self._thread = threading.Thread(target=self._loop, name="stage-batcher", daemon=True)
         self._thread.start()
@@ -124,11 +126,15 @@ class StepBatcher:
             self._pending.pop(0)
             self._busy = True
             return [oldest]
-        deadline = oldest.arrived + max(self._window_s, 0.25 * self._last_forward_s)
+        # Wait from the later of the oldest arrival and the end of the last batch: otherwise two halves of
+        # the sessions, each arriving while the other half runs, lock into alternating half batches.
+        deadline = max(oldest.arrived, self._last_finished) + max(self._window_s, 0.25 * self._last_forward_s)
         while not self._closed:
             waiting = {r.session_id for r in self._pending if r.is_decode}
+            # expect the last batch's sessions back, and whoever waits now; never more than are open
+            expected = min(self._waiting_target(), len(waiting | self._last_sessions))
             remaining = deadline - time.monotonic()
-            if len(waiting) >= self._waiting_target() or len(waiting) >= self._max_batch or remaining <= 0:
+            if len(waiting) >= expected or len(waiting) >= self._max_batch or remaining <= 0:
                 break
             self._cond.wait(remaining)
         batch: list[StepRequest] = []
@@ -164,6 +170,8 @@ class StepBatcher:
         finally:
             if batch[0].is_decode:
                 self._last_forward_s = time.monotonic() - started
+                self._last_sessions = {r.session_id for r in batch}
+            self._last_finished = time.monotonic()
             self.batches += 1
             self.batched_steps += len(batch)
             with self._cond:
