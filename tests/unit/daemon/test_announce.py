@@ -31,3 +31,36 @@ def test_heartbeat_carries_capacity_and_latency_and_verifies(tmp_path: Path) -> 
     assert (heartbeat.kv_free_bytes, heartbeat.step_ms, heartbeat.price_per_token) == (900, 12.5, 7)
     assert heartbeat.multiaddrs == ["/ip4/127.0.0.1/tcp/4001"]
     assert verify_heartbeat(sign_heartbeat(heartbeat, keys.operator_key)) == keys.operator_address
+
+
+def test_market_app_accepts_the_heartbeat_as_the_node_posts_it(tmp_path: Path) -> None:
+    """The node's HTTP request (body and headers) against the real market app, in process."""
+    import httpx
+    import trio
+
+    from market.app import create_app
+    from market.settings import MarketSettings
+    from node.daemon.announce import post_heartbeat
+
+    keys = NodeKeys.create(tmp_path / "keys", "pass", scrypt_n=1 << 10)
+    model_id = b"\x05" * 32
+    heartbeat = build_heartbeat(
+        _Service(), NodeSettings(price_per_token=7), keys, ["/ip4/127.0.0.1/tcp/4001"], model_id
+    )
+    app = create_app(MarketSettings(data_dir=tmp_path, dev_trust_heartbeats=True))
+
+    async def main() -> object:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://market") as http,
+        ):
+            model = {"model_id": "0x" + model_id.hex(), "name": "tiny", "num_layers": 8}
+            assert (await http.post("/v1/models", json=model)).status_code == 201
+            signed = sign_heartbeat(heartbeat, keys.operator_key)
+            ack = await post_heartbeat(http, "http://market/v1/nodes/heartbeat", signed)
+            # the same heartbeat again is a replay: refused (409), which the node logs and survives
+            assert await post_heartbeat(http, "http://market/v1/nodes/heartbeat", signed) is None
+            return ack
+
+    ack = trio.run(main)
+    assert ack is not None and ack.routable and ack.operator == keys.operator_address
