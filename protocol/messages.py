@@ -187,15 +187,27 @@ def _bytes32(value: object, what: str) -> bytes:
 
 @dataclass(frozen=True)
 class Hop:
-    """One hop of a route: who (peer id, multiaddrs) serves which layers ``[layer_start, layer_end)``."""
+    """One hop of a route: who (peer id, multiaddrs) serves which layers ``[layer_start, layer_end)``, and
+    at what price per token when the route was quoted (``None``: the session's payment terms name it)."""
 
     peer_id: str
     addrs: tuple[str, ...]
     layer_start: int
     layer_end: int
+    price_per_token: int | None = None
+    """This hop's own price (token base units per token), as the market quoted it; the hop's receipts name
+    it. A route's hops are priced apart, so one price in the payment terms cannot describe all of them."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {"p": self.peer_id, "a": list(self.addrs), "ls": self.layer_start, "le": self.layer_end}
+        wire: dict[str, Any] = {
+            "p": self.peer_id,
+            "a": list(self.addrs),
+            "ls": self.layer_start,
+            "le": self.layer_end,
+        }
+        if self.price_per_token is not None:
+            wire["pp"] = self.price_per_token
+        return wire
 
     @classmethod
     def from_wire(cls, value: object) -> Hop:
@@ -209,7 +221,8 @@ class Hop:
         end = _int(value, "le", "hop layer_end", 1, MAX_LAYER)
         if end <= start:
             raise FrameError(f"hop layer range [{start}, {end}) is empty")
-        return cls(peer_id, tuple(addrs), start, end)
+        price = _int(value, "pp", "hop price", 0, (1 << 64) - 1) if "pp" in value else None
+        return cls(peer_id, tuple(addrs), start, end, price)
 
 
 def _sampling(value: object) -> SamplingParams:

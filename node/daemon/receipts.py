@@ -10,6 +10,7 @@ at close, the book cuts a receipt over the steps since the last one::
     outputCommitment = protocol.fingerprints.Fingerprint(windows completed in the range).digest
                        (32 zero bytes when no window completed, e.g. a short tail)
     tokens           = positions processed in the range (prompt tokens count once, at prefill)
+    pricePerToken    = this hop's price in the route (OPEN), else the payment terms' price
 
 and signs it with the operator key (EIP-712, ``protocol.receipts``, the court's domain). Signing costs about
 a millisecond, so it happens once per range, not per step.
@@ -81,7 +82,8 @@ class ReceiptBook:
         if self._sign is None or self._open.payment is None or self._step_end == self._step_start:
             return None
         hop = self._open.hop
-        price = self._open.payment.price_per_token
+        # the hop's own quoted price when the route names it; the payment terms' price otherwise
+        price = hop.price_per_token if hop.price_per_token is not None else self._open.payment.price_per_token
         fields: dict[str, Any] = {
             "node": self._node,
             "sessionId": bytes.fromhex(self._open.session_id).rjust(32, b"\0"),

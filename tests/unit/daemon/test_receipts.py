@@ -47,3 +47,19 @@ def test_no_payment_terms_means_no_receipts() -> None:
     book.record(0, 3, b"x", None)
     assert not book.enabled and not book.due() and book.cut() is None
     assert book.total_tokens == 3
+
+
+def test_each_hop_signs_its_own_quoted_price_not_the_payment_terms_one() -> None:
+    # the market quotes hops at different prices and checks each receipt against its hop's price
+    account = Account.create()
+    route = (Hop("a", (), 0, 4, 1_000), Hop("b", (), 4, 8, 1_500))
+    terms = PaymentTerms(CLIENT, 2_500)  # the route's total: what no single hop charges
+    receipts = []
+    for index in range(2):
+        opened = Open("ab" * 16, route, index, b"\7" * 32, 64, payment=terms, receipt_every=4)
+        book = ReceiptBook(opened, account.address, b"\7" * 32, receipt_signer(account.key, COURT))
+        book.record(0, 6, b"p", None)
+        receipts.append(book.cut())
+        assert book.earned == 6 * route[index].price_per_token  # type: ignore[operator]
+    assert [r.price_per_token for r in receipts if r] == [1_000, 1_500]
+    assert all(r is not None and verify_receipt(r.receipt(), r.signature, COURT) for r in receipts)

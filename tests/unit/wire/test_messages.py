@@ -58,6 +58,20 @@ def test_open_round_trips_and_addresses_the_next_hop() -> None:
     assert message.next_hop().hop_index == 1 and message.next_hop().is_last
 
 
+def test_hop_prices_travel_with_the_route_and_stay_optional() -> None:
+    priced = (Hop("peerA", (), 0, 4, 1_000), Hop("peerB", (), 4, 8, 1_500))
+    parsed = _round_trip(Open(SID, priced, 0, b"\0" * 32, 64))
+    assert isinstance(parsed, Open) and [h.price_per_token for h in parsed.route] == [1_000, 1_500]
+    unpriced = _round_trip(Open(SID, ROUTE, 0, b"\0" * 32, 64))
+    assert isinstance(unpriced, Open) and [h.price_per_token for h in unpriced.route] == [None, None]
+    bad = Open(SID, priced, 0, b"\0" * 32, 64).encode()
+    frame = decode_frame(bad[4:])
+    header = dict(frame.header)
+    header["rt"] = [{**hop, "pp": -1} for hop in header["rt"]]
+    with pytest.raises(FrameError, match="hop price"):
+        parse(decode_frame(encode_frame(1, header)[4:]))
+
+
 def test_step_tokens_close_and_error_round_trip() -> None:
     step = Step.with_tokens(SID, 0, 0, [1, 2, 3])
     parsed = _round_trip(step)
