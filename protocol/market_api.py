@@ -30,6 +30,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol import messages
 from protocol.heartbeat import Address, ModelId, Signature
 from protocol.receipts import Receipt
 
@@ -131,6 +132,17 @@ class Hop(_Model):
     expected_ms: float
     """Expected time of this hop per token: network latency + step time, inflated by load."""
 
+    def stage_hop(self) -> messages.Hop:
+        """This hop as the stage protocol's route entry (OPEN), its quoted price included, so that the
+        node's receipts name the price the market checks them against::
+
+            route = [hop.stage_hop() for hop in quote.route.hops]
+            async with stage_client.session(route, max_length=64, payment=terms) as session: ...
+        """
+        return messages.Hop(
+            self.peer_id, tuple(self.multiaddrs), self.layer_start, self.layer_end, self.price_per_token
+        )
+
 
 class Route(_Model):
     hops: list[Hop]
@@ -225,6 +237,27 @@ class ReceiptSubmission(_Model):
                 "layer_end must be greater than layer_start: layers are [layer_start, layer_end)"
             )
         return self
+
+    @classmethod
+    def from_receipt(cls, receipt: Receipt, signature: bytes, peer_id: str) -> ReceiptSubmission:
+        """The submission of a receipt a hop signed (``SignedReceipt.receipt()`` and ``.signature`` as the
+        stage client got them) by the hop with libp2p id ``peer_id``."""
+        return cls(
+            peer_id=peer_id,
+            node=receipt.node,
+            session_id="0x" + receipt.session_id.hex(),
+            model_id="0x" + receipt.model_id.hex(),
+            layer_start=receipt.layer_start,
+            layer_end=receipt.layer_end,
+            step_start=receipt.step_start,
+            step_end=receipt.step_end,
+            input_digest="0x" + receipt.input_digest.hex(),
+            output_commitment="0x" + receipt.output_commitment.hex(),
+            tokens=receipt.tokens,
+            price_per_token=receipt.price_per_token,
+            client=receipt.client,
+            signature="0x" + signature.hex(),
+        )
 
     def to_receipt(self) -> Receipt:
         """The ``protocol.receipts.Receipt`` these fields describe (to verify or challenge it)."""
