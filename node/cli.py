@@ -5,6 +5,7 @@
     market-node init                                   # keystore + libp2p key in ~/.layermarket/node
     market-node serve --model models/llama --layers 0:16 --device cuda --port 4001
     market-node status                                 # a table: sessions, tokens, capacity, earnings
+    market-node info models/llama --devices 24GiB,16GiB # memory per layer and a suggested split
 
 The passphrase comes from ``LAYERMARKET_NODE_PASSPHRASE`` (or ``[node] passphrase``) or a prompt; it is
 never echoed or logged.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,97 @@ def status(home: Path | None, as_json: bool) -> None:
     Console().print(table)
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"24GiB"``, ``"16gb"``, ``"8000000000"`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ConfigurationError(f"memory size {text!r}: use a number with GiB, GB, MiB or MB (e.g. 24GiB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+@group.command("info")
+@click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--devices",
+    default=None,
+    help="Comma-separated memory of each device in order, e.g. 24GiB,16GiB: suggest a split over them.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["bfloat16", "float16", "float32"]),
+    default="bfloat16",
+    show_default=True,
+    help="Dtype the split is computed for.",
+)
+@click.option(
+    "--kv-fraction",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Share of each device's memory kept for KV caches.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def info(model_dir: Path, devices: str | None, dtype: str, kv_fraction: float, as_json: bool) -> None:
+    """What MODEL_DIR needs in memory (read from headers, no weights loaded) and how to split it.
+
+    \b
+    market-node info models/llama-small
+    market-node info models/llama-small --devices 24GiB,8GiB --dtype bfloat16
+    """
+    from node.info import BYTES_PER_PARAM, model_info, suggest_split
+
+    model = model_info(model_dir)
+    document = model.as_dict()
+    split: list[tuple[int, int]] = []
+    if devices:
+        sizes = [parse_size(part) for part in devices.split(",") if part.strip()]
+        split = suggest_split(model, sizes, dtype, kv_fraction)
+        document["split"] = {
+            "dtype": dtype,
+            "kv_fraction": kv_fraction,
+            "devices": sizes,
+            "layers": [list(r) for r in split],
+            "weight_bytes": [model.stage_bytes(a, b, dtype) for a, b in split],
+        }
+    if as_json:
+        echo(json.dumps(document, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def gib(n: int) -> str:
+        for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if n >= scale // 4:
+                return f"{n / scale:.2f} {unit}" if unit == "GiB" else f"{n / scale:.1f} {unit}"
+        return f"{n} B"
+
+    table = Table(title=f"{model_dir} ({model.family}, {model.layers} layers, hidden {model.hidden_size})")
+    table.add_column("")
+    for name in BYTES_PER_PARAM:
+        table.add_column(name, justify="right")
+    for label, key in [
+        ("per layer", "bytes_per_layer"),
+        ("embedding", "embedding_bytes"),
+        ("head", "head_bytes"),
+        ("whole model", "total_bytes"),
+        ("KV per token", "kv_bytes_per_token"),
+    ]:
+        table.add_row(label, *(gib(document[key][d]) for d in BYTES_PER_PARAM))
+    console = Console()
+    console.print(table)
+    if split:
+        plan = Table(title=f"suggested split ({dtype}, {kv_fraction:.0%} kept for KV)")
+        for column in ("stage", "layers", "weights"):
+            plan.add_column(column, justify="right")
+        for i, (a, b) in enumerate(split):
+            plan.add_row(str(i), f"{a}:{b}", gib(model.stage_bytes(a, b, dtype)))
+        console.print(plan)
+
+
 def _keys(home: Path | None) -> tuple[NodeSettings, Any]:
     from node.keys import NodeKeys
 
@@ -264,7 +357,7 @@ def main() -> None:
     run(group)
 
 
-__all__ = ["group", "main", "parse_layers"]
+__all__ = ["group", "main", "parse_layers", "parse_size"]
 
 
 if __name__ == "__main__":

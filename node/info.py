@@ -94,6 +94,10 @@ def model_info(model_dir: Path) -> ModelInfo:
     )
 
 
+def _human(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def suggest_split(
     info: ModelInfo, device_bytes: list[int], dtype: str, kv_fraction: float = 0.2
 ) -> list[tuple[int, int]]:
@@ -112,7 +116,7 @@ def suggest_split(
         need = info.stage_bytes(0, info.layers, dtype) / (1.0 - kv_fraction)
         raise UnsupportedModelError(
             f"{len(device_bytes)} devices hold {sum(capacity)} of {info.layers} layers in {dtype}; "
-            f"about {need / 2**30:.1f} GiB in total is needed"
+            f"about {_human(need)} in total is needed"
         )
     # largest-remainder apportionment of the layers by capacity, never above a device's capacity
     total = sum(capacity)
