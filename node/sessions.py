@@ -219,7 +219,12 @@ class BatchKV:
         )
 
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: object
+        self,
+        key_states: torch.Tensor,
+        value_states: torch.Tensor,
+        layer_idx: int,
+        *args: object,
+        **kwargs: object,  # transformers 5.24 also passes ``kwargs=`` (its attention kwargs; 5.17 does not)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # key_states, value_states: (B, kv_heads, new, head_dim)
         if self._batch is None:

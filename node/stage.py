@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ class KVCache(Protocol):
     """What transformers' attention calls on ``past_key_values``: store new K/V, return the full K/V."""
 
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
@@ -76,6 +77,10 @@ class StageModel(nn.Module):
         self.num_model_layers = end  # set by load() to the whole model's layer count
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size) if first else None
         self.layers = nn.ModuleList([layer_cls(config, i) for i in range(end - start)])
+        # transformers 5.24 renamed the layers' ``past_key_values`` argument to ``cache`` (the old name warns)
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(layer_cls.forward).parameters else "past_key_values"
+        )
         self.norm = norm_cls(config.hidden_size, eps=config.rms_norm_eps) if last else None
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False) if last else None
         self.rotary_emb: nn.Module | None = None  # set by load(): computed buffers, never on the meta device
@@ -159,8 +164,8 @@ class StageModel(nn.Module):
                 hidden,
                 attention_mask=attention_mask,
                 position_ids=positions,
-                past_key_values=kv,
                 position_embeddings=position_embeddings,
+                **{self._cache_arg: kv},
             )
         if self.norm is not None:
             hidden = self.norm(hidden)
