@@ -172,6 +172,7 @@ def node_view(entry: DirectoryEntry, settings: MarketSettings, now: int) -> Node
         live=now - node.last_seen <= settings.heartbeat_ttl_s,
         reliability=node.reliability,
         routable=entry.routable,
+        reason=entry.reason,
     )
 
 

@@ -90,6 +90,8 @@ class NodeView(_Model):
     reliability: float
     """0..1: heartbeat uptime, probe success and spot-check record combined (see docs/MARKET.md)."""
     routable: bool
+    reason: str | None = None
+    """Why the market does not route to the node, when it does not (the heartbeat ack's reason)."""
 
 
 class ModelRegistration(_Model):

@@ -27,7 +27,7 @@ def test_bonded_node_with_fresh_heartbeat_is_routable(seeder: Seeder) -> None:
     assert ack["routable"] is True and ack["reason"] is None
     nodes = seeder.client.get("/v1/nodes", params={"model_id": MODEL_ID}).json()
     assert [n["peer_id"] for n in nodes] == [peer_id(0)]
-    assert nodes[0]["bonded"] and nodes[0]["routable"]
+    assert nodes[0]["bonded"] and nodes[0]["routable"] and nodes[0]["reason"] is None
 
 
 def test_unbonded_node_is_accepted_but_not_routable(seeder: Seeder) -> None:
@@ -35,6 +35,9 @@ def test_unbonded_node_is_accepted_but_not_routable(seeder: Seeder) -> None:
     ack = seeder.node(0, 0, 8, bond=False)
     assert ack["routable"] is False
     assert "NodeStaking.register" in ack["reason"]
+    # the directory says why too, for clients and for an operator who did not read the ack
+    (node,) = seeder.client.get("/v1/nodes", params={"model_id": MODEL_ID}).json()
+    assert node["routable"] is False and node["reason"] == ack["reason"]
 
 
 def test_heartbeat_layers_must_match_the_on_chain_registration(seeder: Seeder) -> None:
