@@ -172,7 +172,7 @@ def calibrate(families: list[str], tokens: int) -> dict[str, Any]:
             "none_accepted": not any(v["accepted"] for v in per_stage.values()),
         }
     return {
-        "tolerances": {k: v.__dict__ for k, v in TOLERANCES.items()},
+        "tolerances": {f"{node} vs {ref}": v.__dict__ for (node, ref), v in TOLERANCES.items()},
         "variants": summary,
         "detail": results,
     }
