@@ -65,7 +65,10 @@ def get_session(state: State) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) before the answer is sent. FastAPI's default ends a yield
+# dependency after the response, so a client could read 201 for a quote whose job was not committed yet
+# (its next request got 404), and a commit that failed would still have answered 201.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_now() -> int:
