@@ -12,11 +12,18 @@ Mplex breaks on 1 MiB payloads. QUIC is not enabled (see docs/PROTOCOL.md, "Tran
 :class:`FrameStream` turns every libp2p stream failure (EOF, reset, dead connection) into
 :class:`protocol.wire.StreamClosed`, serialises writers (a frame is never interleaved with another), and
 bounds what it reads with :class:`protocol.wire.Limits`.
+
+Yamux flow control: py-libp2p 0.8's Yamux by default also answers every read with a WINDOW_UPDATE frame
+("release on read"), i.e. one more encrypted frame, send and peer wake-up per activation frame on every
+hop. :func:`make_host` turns that off (``PY_YAMUX_RELEASE_ON_READ=0``, py-libp2p's own tuning knob) so
+credit is returned the go-yamux way, in larger batches; ``tests/unit/wire/test_p2p.py`` counts the Noise
+messages on the wire, so an upgrade that drops the knob fails there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 
 import multiaddr
@@ -37,10 +44,16 @@ from protocol.wire import DEFAULT_LIMITS, Frame, Limits, StreamClosed, read_fram
 
 STAGE_PROTOCOL = TProtocol(PROTOCOL_ID)
 _READ_AHEAD = 1 << 16
+# py-libp2p reads PY_YAMUX_* when it decides whether to send a WINDOW_UPDATE (each read); see the module doc.
+_YAMUX_RELEASE_ON_READ = "PY_YAMUX_RELEASE_ON_READ"
 
 
 def make_host(key_pair: KeyPair) -> IHost:
-    """A host with ``key_pair`` as its identity, Noise-only and Yamux-only."""
+    """A host with ``key_pair`` as its identity, Noise-only and Yamux-only.
+
+    Also switches off Yamux's per-read WINDOW_UPDATE for this process (unless the variable is already set).
+    """
+    os.environ.setdefault(_YAMUX_RELEASE_ON_READ, "0")
     noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
     host: IHost = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: noise}, muxer_preference="YAMUX")
     return host
@@ -96,8 +109,15 @@ class FrameStream:
 
     async def send(self, frame_bytes: bytes) -> None:
         """Write one whole frame; concurrent senders never interleave."""
-        async with self._write_lock:
+        # An uncontended lock is taken without a trio schedule point (the write below has plenty).
+        try:
+            self._write_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._write_lock.acquire()
+        try:
             await self.write(frame_bytes)
+        finally:
+            self._write_lock.release()
 
     async def aclose(self) -> None:
         """Close our side; never raises (the peer may already be gone)."""
