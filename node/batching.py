@@ -176,7 +176,10 @@ class StepBatcher:
             self.batched_steps += len(batch)
             with self._cond:
                 self._busy = False
-                self._cond.notify_all()
+                if self._pending:
+                    # Only the scheduler thread waits on the condition, and only for pending work: waking it
+                    # for nothing after an inline step makes it contend for the GIL on every hop.
+                    self._cond.notify_all()
             for r in batch:
                 r.done.set()
 
