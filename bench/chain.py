@@ -18,6 +18,9 @@ prefill is excluded). The last line is JSON:
 From the nodes' own ``/metrics`` (means over every step, prefill included) it also reports
 ``node_compute_ms`` (runtime step per hop) and ``in_hop_overhead_ms`` (frame in -> frame out minus compute,
 per hop), which separate the daemon's own cost from compute slowed by co-located processes.
+
+``--pin`` gives every process a core of its own (Linux): the client and then the single-process run on CPU 0,
+node i on CPU i + 1; it needs K + 1 cores, and is how a chain of separate machines is approximated on one.
 """
 
 from __future__ import annotations
@@ -117,6 +120,12 @@ def _node_timings(metrics_port: int) -> tuple[float, float]:
     )
 
 
+def _pin_tree(pid: int, cpu: int) -> None:
+    """Move a process and every thread it has to ``cpu`` (affinity is per thread on Linux)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -125,9 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--prompt-len", type=int, default=16)
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--compression", default="none", choices=["none", "fp16", "bf16", "int8"])
+    parser.add_argument("--pin", action="store_true", help="one CPU per process: client 0, node i on i + 1")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.pin:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < args.stages + 1:
+            parser.error(f"--pin needs {args.stages + 1} CPUs, this process may use {len(available)}")
 
     config = json.loads((args.model / "config.json").read_text())
     prompt = _prompt(args.prompt_len)
@@ -137,6 +151,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.model, splits, Path(workdir), threads=args.threads, extra_args=["--metrics-port", "0"]
         )
         try:
+            if args.pin:  # after loading, which is faster unpinned
+                os.sched_setaffinity(0, {available[0]})
+                for i, node in enumerate(nodes):
+                    _pin_tree(node.process.pid, available[i + 1])
             chain_tokens, chain_tps = trio.run(
                 _drive_chain, [n.hop for n in nodes], prompt, args.tokens, args.compression
             )
@@ -165,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "node_compute_ms": [round(c, 3) for c, _ in per_hop],
         "in_hop_overhead_ms": [round(h - c, 3) for c, h in per_hop],
         "cpu_count": os.cpu_count(),
+        "pinned": args.pin,
     }
     if not args.json:
         sys.stderr.write(f"chain tokens: {chain_tokens[:16]}...\nsingle tokens: {single_tokens[:16]}...\n")
