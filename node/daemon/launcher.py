@@ -9,7 +9,8 @@
 Each node gets its own home with freshly made keys (``market-node init`` with a light scrypt cost, since
 these are throwaway keys) and listens on a free loopback port. The DHT is off unless ``env`` turns it on
 (``LAYERMARKET_NODE_DHT=true``). Readiness is a condition with a deadline:
-the node writes its ready file once it listens.
+the node writes its ready file once it listens. ``node_cli(home, "stake", ...)`` runs the operator's other
+commands (init with an imported key, stake, register) with the same environment.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import TransientError
+from protocol.errors import PermanentError, TransientError
 from protocol.messages import Hop
 
 DEV_PASSPHRASE = "layermarket-dev-passphrase"
@@ -34,6 +35,32 @@ DEV_SCRYPT_N = 1 << 10
 
 class NodeStartError(TransientError):
     """A node process exited or did not become ready in time; the message has its log's tail."""
+
+
+class NodeCommandError(PermanentError):
+    """A ``market-node`` command exited non-zero; the message has its stderr (never a key: the CLI prints
+    none)."""
+
+
+def node_cli(home: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> str:
+    """Run ``market-node ARGS`` as an operator would, for the node whose keys are in ``home``; its stdout.
+
+    ::
+
+        node_cli(home, "init", "--scrypt-n", "1024", "--operator-key-file", "op.hex")
+        node_cli(home, "stake", str(40 * 10**18), env={"LAYERMARKET_NODE_CHAIN_RPC_URL": rpc_url, ...})
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "node.cli", *args],
+        env=_env(home, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise NodeCommandError(f"market-node {args[0]} exited {result.returncode}: {result.stderr.strip()}")
+    return result.stdout
 
 
 def _env(home: Path, extra: dict[str, str] | None) -> dict[str, str]:
@@ -67,6 +94,7 @@ class NodeProcess:
         home: Path,
         *,
         threads: int | None = 1,
+        port: int = 0,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 120.0,
@@ -75,17 +103,12 @@ class NodeProcess:
         home.mkdir(parents=True, exist_ok=True)
         environment = _env(home, env)
         if not (home / "operator.json").exists():
-            subprocess.run(
-                [sys.executable, "-m", "node.cli", "init", "--scrypt-n", str(DEV_SCRYPT_N)],
-                env=environment,
-                check=True,
-                capture_output=True,
-            )
+            node_cli(home, "init", "--scrypt-n", str(DEV_SCRYPT_N), env=env)
         ready_file = home / "ready.json"
         ready_file.unlink(missing_ok=True)
         args = [
             sys.executable, "-m", "node.cli", "-v", "serve", "--model", str(model_dir),
-            "--layers", f"{layers[0]}:{layers[1]}", "--host", "127.0.0.1", "--port", "0",
+            "--layers", f"{layers[0]}:{layers[1]}", "--host", "127.0.0.1", "--port", str(port),
             "--ready-file", str(ready_file),
         ]  # fmt: skip
         if threads is not None:
@@ -176,4 +199,13 @@ def even_splits(num_layers: int, stages: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-__all__ = ["DEV_PASSPHRASE", "NodeProcess", "NodeStartError", "even_splits", "start_chain", "stop_all"]
+__all__ = [
+    "DEV_PASSPHRASE",
+    "NodeCommandError",
+    "NodeProcess",
+    "NodeStartError",
+    "even_splits",
+    "node_cli",
+    "start_chain",
+    "stop_all",
+]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,14 +14,9 @@ import uvicorn
 
 from market.app import create_app
 from market.settings import MarketSettings
+from tests.e2e.market.launcher import free_port
 from tests.integration.market.conftest import _postgres_database
 from tests.settings import TestSettings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

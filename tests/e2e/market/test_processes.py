@@ -4,10 +4,6 @@ by the worker process, both stopped cleanly."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,67 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.market.conftest import free_port
-from tests.settings import REPO_ROOT
+from tests.e2e.market.launcher import MarketProcesses
 from tests.unit.market.helpers import MODEL_ID, heartbeat
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "market", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LAYERMARKET_MARKET_DATA_DIR": str(tmp_path),
-        "LAYERMARKET_MARKET_DEV_TRUST_HEARTBEATS": "true",
-        "LAYERMARKET_MARKET_PORT": str(port),
-    }
-    subprocess.run([sys.executable, "-m", "market", "migrate"], cwd=REPO_ROOT, env=env, check=True)
-    server = _start(["serve"], env, tmp_path / "serve.log")
-    worker = _start(["worker", "--beat", "--concurrency", "1"], env, tmp_path / "worker.log")
-    url = f"http://127.0.0.1:{port}"
+    market = MarketProcesses.start(tmp_path, {"LAYERMARKET_MARKET_DEV_TRUST_HEARTBEATS": "true"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "market-server serve did not answer within 30 s"
-            time.sleep(0.1)
-        yield url
+        yield market.url
     finally:
-        _stop(worker)
-        _stop(server)
-    # A clean stop: uvicorn re-raises the SIGTERM it handled after a graceful shutdown; no tracebacks.
-    for process, log in ((server, "serve.log"), (worker, "worker.log")):
-        text = (tmp_path / log).read_text()
-        assert process.returncode in (0, -signal.SIGTERM), text[-3000:]
-        assert "Traceback" not in text, text[-3000:]
+        market.stop()
+    market.assert_stopped_cleanly()
 
 
 def test_serve_and_worker_processes_dispatch_a_spot_check(processes: str) -> None:
