@@ -145,14 +145,20 @@ def serve(
             progress=on_progress,
         )
     logger.info("loaded layers [%d, %d) of %s", start, end, model_dir)
+    from node.operator import receipt_court
+
     sign = None
-    if settings.court_address:
+    court = receipt_court(settings)
+    if court:
         from node.daemon.receipts import receipt_signer
         from protocol.eip712 import Domain
 
-        sign = receipt_signer(keys.operator_key, Domain(settings.chain_id, settings.court_address))
+        sign = receipt_signer(keys.operator_key, Domain(settings.chain_id, court))
+        logger.info("receipts are signed for the court %s on chain %d", court, settings.chain_id)
     else:
-        logger.warning("no court_address configured: this node signs no receipts, so it cannot be paid")
+        logger.warning(
+            "no court_address and no deployments file: this node signs no receipts, so it cannot be paid"
+        )
     trio.run(lambda: serve_node(runtime, settings, keys, model_id=model_id, sign=sign, ready_file=ready_file))
 
 
@@ -351,6 +357,7 @@ def register(model_dir: Path, layers: str, endpoint: str, home: Path | None) -> 
     settings, keys = _keys(home)
     model_id = ModelManifest.from_dir(model_dir).model_id
     _echo_tx("register", operator.register(settings, keys, model_id, parse_layers(layers), endpoint))
+    echo(f"model id: 0x{model_id.hex()}  (the market operator adds it with `market-server add-model`)")
 
 
 def main() -> None:

@@ -16,7 +16,16 @@ from libp2p.peer.id import ID
 
 from node.keys import NodeKeys
 from node.settings import NodeSettings
-from protocol.chain import Chain, Deployment, MarketToken, NodeRecord, NodeStaking, Stake, TxResult
+from protocol.chain import (
+    Chain,
+    Deployment,
+    DeploymentNotFound,
+    MarketToken,
+    NodeRecord,
+    NodeStaking,
+    Stake,
+    TxResult,
+)
 from protocol.errors import ConfigurationError
 
 DEFAULT_DEPLOYMENTS = Path("deployments")
@@ -26,6 +35,25 @@ def _deployment(settings: NodeSettings, chain: Chain) -> Deployment:
     if settings.deployment_file is not None:
         return Deployment.load_file(settings.deployment_file)
     return Deployment.load(chain.chain_id, DEFAULT_DEPLOYMENTS)
+
+
+def receipt_court(settings: NodeSettings) -> str | None:
+    """The SpotCheckCourt receipts are signed for: ``court_address`` if set, else the deployment file's
+    (``deployment_file``, else ``deployments/<chain_id>.json``); None when neither exists. Reads no chain."""
+    if settings.court_address:
+        return settings.court_address
+    try:
+        if settings.deployment_file is not None:
+            deployment = Deployment.load_file(settings.deployment_file)
+        else:
+            deployment = Deployment.load(settings.chain_id, DEFAULT_DEPLOYMENTS)
+    except DeploymentNotFound:
+        return None
+    if deployment.chain_id != settings.chain_id:
+        raise ConfigurationError(
+            f"the deployment file is for chain {deployment.chain_id}, but chain_id is {settings.chain_id}"
+        )
+    return deployment.address("SpotCheckCourt")
 
 
 def _contracts(settings: NodeSettings, keys: NodeKeys) -> tuple[Chain, NodeStaking, Deployment]:

@@ -70,8 +70,9 @@ class NodeSettings(LayermarketSettings, section="node"):
     deployment_file: Path | None = None
     """``deployments/<chainId>.json`` with the contract addresses, for the chain commands."""
     court_address: str | None = None
-    """SpotCheckCourt address: the EIP-712 verifying contract of receipts. None: no receipts are signed
-    (the node says so at start); a client that asks for payment then gets none."""
+    """SpotCheckCourt address: the EIP-712 verifying contract of receipts. None: the SpotCheckCourt of the
+    deployment file (``deployment_file``, else ``deployments/<chain_id>.json``); without either no receipts
+    are signed (the node says so at start) and a client that asks for payment gets none."""
 
 
 __all__ = ["NodeSettings"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,26 @@ def test_node_settings_come_from_the_environment_and_hide_the_passphrase(
     assert settings.session_idle_s == 7.5
     assert "s3cret" not in repr(settings)
     assert settings.passphrase is not None and settings.passphrase.get_secret_value() == "s3cret"
+
+
+def test_receipts_are_signed_for_the_configured_court_else_the_deployment_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.operator import receipt_court
+    from protocol.chain import Deployment
+
+    court = "0x" + "C0" * 20
+    monkeypatch.chdir(tmp_path)  # deployments/<chain_id>.json is looked up relative to the working directory
+    assert receipt_court(NodeSettings(home=tmp_path)) is None
+    assert receipt_court(NodeSettings(home=tmp_path, court_address=court)) == court
+
+    deployment = Deployment(31337, 1, "0x" + "00" * 20, {"SpotCheckCourt": "0x" + "AB" * 20})
+    deployment.save(tmp_path / "deployments")
+    assert receipt_court(NodeSettings(home=tmp_path)) == "0x" + "AB" * 20
+    assert receipt_court(NodeSettings(home=tmp_path, court_address=court)) == court  # the setting wins
+    assert receipt_court(NodeSettings(home=tmp_path, chain_id=1)) is None  # no deployments/1.json
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(Deployment(5, 1, "0x" + "00" * 20, {"SpotCheckCourt": court}).to_json()))
+    with pytest.raises(ConfigurationError, match="chain 5"):
+        receipt_court(NodeSettings(home=tmp_path, deployment_file=other))
